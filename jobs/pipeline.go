@@ -1,0 +1,681 @@
+// Package jobs is the pipeline file: its schema, strict parsing with
+// file:line:col errors, --set overrides, validation and the resolved
+// pipeline that templates render and runs snapshot.
+package jobs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Stage names, in chain order.
+const (
+	StagePrep   = "prep"
+	StageTrain  = "train"
+	StageEval   = "eval"
+	StageDeploy = "deploy"
+)
+
+// StageOrder is the order in which stages run.
+var StageOrder = []string{StagePrep, StageTrain, StageEval, StageDeploy}
+
+// Pipeline is one pipeline file (schema version 1).
+type Pipeline struct {
+	Version     int         `yaml:"version"`
+	Name        string      `yaml:"name"`
+	Cluster     Cluster     `yaml:"cluster"`
+	Workdir     string      `yaml:"workdir"`
+	Model       Model       `yaml:"model"`
+	Data        Data        `yaml:"data"`
+	Prep        StageCommon `yaml:"prep"`
+	Train       Train       `yaml:"train"`
+	Eval        Eval        `yaml:"eval"`
+	Deploy      Deploy      `yaml:"deploy"`
+	Environment Environment `yaml:"environment"`
+
+	// File is the pipeline file's absolute path; Dir its directory.
+	File string `yaml:"-"`
+	Dir  string `yaml:"-"`
+	// Pos maps every key path that was set (e.g. "train.nodes") to where.
+	Pos map[string]Pos `yaml:"-"`
+}
+
+// Cluster says how to reach the cluster and which defaults to ask it for.
+type Cluster struct {
+	Transport string `yaml:"transport"`
+	Partition string `yaml:"partition"`
+	Account   string `yaml:"account"`
+	QOS       string `yaml:"qos"`
+	// Slurmtune is the slurmtune binary as the compute nodes see it. The
+	// default is this binary's own path for the local transport and
+	// "slurmtune" (on PATH) otherwise.
+	Slurmtune string  `yaml:"slurmtune"`
+	SSH       SSHConf `yaml:"ssh"`
+	REST      REST    `yaml:"rest"`
+}
+
+// SSHConf is cluster.ssh.
+type SSHConf struct {
+	Host         string `yaml:"host"`
+	Port         int    `yaml:"port"`
+	User         string `yaml:"user"`
+	IdentityFile string `yaml:"identity_file"`
+	KnownHosts   string `yaml:"known_hosts"`
+	ProxyJump    string `yaml:"proxy_jump"`
+}
+
+// REST is cluster.rest.
+type REST struct {
+	URL       string `yaml:"url"`
+	User      string `yaml:"user"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// Model names the model being fine-tuned.
+type Model struct {
+	Name string `yaml:"name"`
+	// Base is the base model (an HF id or a path); empty for from-scratch.
+	Base string `yaml:"base"`
+}
+
+// Data is the training data and how prep treats it.
+type Data struct {
+	Inputs   []string     `yaml:"inputs"`
+	Format   string       `yaml:"format"`
+	Split    Split        `yaml:"split"`
+	NearDup  NearDup      `yaml:"near_dup"`
+	Toxicity Toxicity     `yaml:"toxicity"`
+	Length   LengthLimits `yaml:"length"`
+	PII      string       `yaml:"pii"`
+	Checks   DataChecks   `yaml:"checks"`
+}
+
+// NearDup is data.near_dup: MinHash/LSH near-duplicate detection.
+type NearDup struct {
+	Enabled     *bool   `yaml:"enabled"`
+	Threshold   float64 `yaml:"threshold"`
+	NumPerm     int     `yaml:"num_perm"`
+	ShingleSize int     `yaml:"shingle_size"`
+	Shingle     string  `yaml:"shingle"`
+}
+
+// Toxicity is data.toxicity: the lexicon scorer and an optional classifier.
+type Toxicity struct {
+	Enabled    *bool    `yaml:"enabled"`
+	Threshold  float64  `yaml:"threshold"`
+	WordLists  []string `yaml:"word_lists"`
+	Classifier []string `yaml:"classifier"`
+}
+
+// LengthLimits is data.length (0: no bound).
+type LengthLimits struct {
+	MinChars int `yaml:"min_chars"`
+	MaxChars int `yaml:"max_chars"`
+	MinWords int `yaml:"min_words"`
+	MaxWords int `yaml:"max_words"`
+}
+
+// DataChecks is data.checks: thresholds that fail the prep stage.
+type DataChecks struct {
+	MaxRemovedRatio   *float64 `yaml:"max_removed_ratio"`
+	MaxMalformedRatio *float64 `yaml:"max_malformed_ratio"`
+	MinExamples       *int     `yaml:"min_examples"`
+}
+
+// Split is the train/validation split.
+type Split struct {
+	Train      float64 `yaml:"train"`
+	Validation float64 `yaml:"validation"`
+	Seed       int64   `yaml:"seed"`
+}
+
+// StageCommon is what every stage can say about its job.
+type StageCommon struct {
+	Enabled *bool    `yaml:"enabled"`
+	CPUs    int      `yaml:"cpus"`
+	Mem     Memory   `yaml:"mem"`
+	Time    Duration `yaml:"time"`
+}
+
+// On reports whether the stage runs (stages are on unless turned off).
+func (s StageCommon) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// Train is the training stage.
+type Train struct {
+	StageCommon     `yaml:",inline"`
+	Nodes           int            `yaml:"nodes"`
+	GPUsPerNode     int            `yaml:"gpus_per_node"`
+	TasksPerNode    int            `yaml:"tasks_per_node"`
+	Launcher        string         `yaml:"launcher"`
+	Python          string         `yaml:"python"`
+	Script          string         `yaml:"script"`
+	Args            []string       `yaml:"args"`
+	Hyperparameters map[string]any `yaml:"hyperparameters"`
+}
+
+// Eval is the evaluation stage.
+type Eval struct {
+	StageCommon `yaml:",inline"`
+	Python      string          `yaml:"python"`
+	Script      string          `yaml:"script"`
+	Args        []string        `yaml:"args"`
+	Gates       map[string]Gate `yaml:"gates"`
+}
+
+// Gate is a bound on one metric.
+type Gate struct {
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+}
+
+// Deploy is the deploy stage.
+type Deploy struct {
+	StageCommon `yaml:",inline"`
+	Strategy    string `yaml:"strategy"`
+}
+
+// Environment is what every stage's script sets up before it runs.
+type Environment struct {
+	Modules []string          `yaml:"modules"`
+	Setup   []string          `yaml:"setup"`
+	Env     map[string]string `yaml:"env"`
+}
+
+// Duration is a Slurm time limit ("MM", "HH:MM:SS", "D-HH:MM" ...), or a Go
+// duration ("90m").
+type Duration struct{ time.Duration }
+
+func (d *Duration) unmarshalScalar(s string) error {
+	v, err := ParseSlurmTime(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// Slurm formats d as Slurm's D-HH:MM:SS, rounding a fraction of a second
+// up (a limit of 0 means "no limit" to Slurm).
+func (d Duration) Slurm() string {
+	total := int64((d.Duration + time.Second - 1) / time.Second)
+	days := total / 86400
+	h := total % 86400 / 3600
+	m := total % 3600 / 60
+	s := total % 60
+	if days > 0 {
+		return fmt.Sprintf("%d-%02d:%02d:%02d", days, h, m, s)
+	}
+	return fmt.Sprintf("%02d:%02d:%02d", h, m, s)
+}
+
+// ParseSlurmTime reads a time limit as sbatch --time takes it, or a Go
+// duration.
+func ParseSlurmTime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return 0, fmt.Errorf("time limit %q is not positive", s)
+		}
+		return d, nil
+	}
+	var days int64
+	rest := s
+	if i := strings.IndexByte(s, '-'); i >= 0 {
+		v, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("bad time limit %q (want e.g. 30, 02:00:00 or 1-12:00:00)", s)
+		}
+		days, rest = v, s[i+1:]
+	}
+	parts := strings.Split(rest, ":")
+	nums := make([]int64, len(parts))
+	for i, p := range parts {
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || v < 0 || len(parts) > 3 {
+			return 0, fmt.Errorf("bad time limit %q (want e.g. 30, 02:00:00 or 1-12:00:00)", s)
+		}
+		nums[i] = v
+	}
+	var h, m, sec int64
+	switch {
+	case days > 0 || strings.Contains(s, "-"):
+		h = nums[0]
+		if len(nums) > 1 {
+			m = nums[1]
+		}
+		if len(nums) > 2 {
+			sec = nums[2]
+		}
+	case len(nums) == 1:
+		m = nums[0]
+	case len(nums) == 2:
+		m, sec = nums[0], nums[1]
+	default:
+		h, m, sec = nums[0], nums[1], nums[2]
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second
+	if d <= 0 {
+		return 0, fmt.Errorf("time limit %q is not positive", s)
+	}
+	return d, nil
+}
+
+// Memory is a Slurm memory size ("2G", "500M", "1024"), kept in MiB.
+type Memory struct{ MiB int64 }
+
+var memRe = regexp.MustCompile(`^([0-9]+)([KMGT]?)B?$`)
+
+func (m *Memory) unmarshalScalar(s string) error {
+	g := memRe.FindStringSubmatch(strings.ToUpper(strings.TrimSpace(s)))
+	if g == nil {
+		return fmt.Errorf("bad memory size %q (want e.g. 512M or 2G)", s)
+	}
+	v, _ := strconv.ParseInt(g[1], 10, 64)
+	switch g[2] {
+	case "K":
+		v = (v + 1023) / 1024
+	case "G":
+		v *= 1024
+	case "T":
+		v *= 1024 * 1024
+	}
+	if v <= 0 {
+		return fmt.Errorf("memory size %q is not positive", s)
+	}
+	m.MiB = v
+	return nil
+}
+
+// MarshalYAML writes the limit as Slurm reads it.
+func (d Duration) MarshalYAML() (any, error) { return d.Slurm(), nil }
+
+// MarshalYAML writes the size as Slurm reads it.
+func (m Memory) MarshalYAML() (any, error) { return m.Slurm(), nil }
+
+// Slurm formats m for --mem.
+func (m Memory) Slurm() string { return fmt.Sprintf("%dM", m.MiB) }
+
+// LoadOptions are the ways a command changes a pipeline file as it loads.
+type LoadOptions struct {
+	// Sets are --set key.path=value overrides, applied in order.
+	Sets []string
+}
+
+// Load reads, decodes, defaults and validates a pipeline file. All problems
+// come back together as Errors, each with file:line:col.
+func Load(path string, opts LoadOptions) (*Pipeline, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline file: %w", err)
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	return Parse(path, abs, data, opts)
+}
+
+// Parse is Load on bytes already read. name is how errors name the file.
+func Parse(name, abs string, data []byte, opts LoadOptions) (*Pipeline, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Errors{{File: name, Msg: "empty pipeline file"}}
+		}
+		return nil, Errors{yamlSyntaxError(name, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Errors{{File: name, Pos: Pos{Line: extra.Line, Col: extra.Column}, Msg: "more than one YAML document in a pipeline file"}}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, Errors{yamlSyntaxError(name, err)}
+	}
+	root := doc.Content[0]
+	sets := map[*yaml.Node]string{}
+	for _, s := range opts.Sets {
+		if err := applySet(root, s, sets); err != nil {
+			return nil, Errors{{File: name, Msg: err.Error()}}
+		}
+	}
+	p := &Pipeline{}
+	d := &decoder{file: name, pos: map[string]Pos{}, sets: sets}
+	d.decode(root, reflect.ValueOf(p).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	p.File = abs
+	p.Dir = filepath.Dir(abs)
+	p.Pos = d.pos
+	p.applyDefaults()
+	if errs := p.validate(name); len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	p.resolvePaths()
+	return p, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+
+// yamlParserProblems are the messages of yaml.v3's parser (as opposed to its
+// scanner) errors, whose "line N" is 0-based: yaml.v3 adds 1 to scanner
+// error lines only.
+var yamlParserProblems = []string{"did not find expected ", "found undefined tag handle",
+	"found duplicate %YAML directive", "found incompatible YAML document", "found duplicate %TAG directive"}
+
+func yamlSyntaxError(name string, err error) *FieldError {
+	if g := yamlLineRe.FindStringSubmatch(err.Error()); g != nil {
+		line, _ := strconv.Atoi(g[1])
+		for _, p := range yamlParserProblems {
+			if strings.HasPrefix(g[2], p) {
+				line++
+				break
+			}
+		}
+		return &FieldError{File: name, Pos: Pos{Line: line, Col: 1}, Msg: g[2]}
+	}
+	return &FieldError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+func (p *Pipeline) applyDefaults() {
+	if p.Version == 0 {
+		p.Version = 1
+	}
+	if p.Cluster.Transport == "" {
+		p.Cluster.Transport = "local"
+	}
+	if p.Workdir == "" {
+		p.Workdir = "runs"
+	}
+	if p.Data.Format == "" {
+		p.Data.Format = "text"
+	}
+	if p.Data.Split.Train == 0 && p.Data.Split.Validation == 0 {
+		p.Data.Split.Train, p.Data.Split.Validation = 0.8, 0.2
+	}
+	def := func(s *StageCommon, cpus int, mem int64, t time.Duration) {
+		if s.CPUs == 0 {
+			s.CPUs = cpus
+		}
+		if s.Mem.MiB == 0 {
+			s.Mem.MiB = mem
+		}
+		if s.Time.Duration == 0 {
+			s.Time.Duration = t
+		}
+	}
+	def(&p.Prep, 1, 1024, 30*time.Minute)
+	def(&p.Train.StageCommon, 1, 2048, time.Hour)
+	def(&p.Eval.StageCommon, 1, 1024, 30*time.Minute)
+	def(&p.Deploy.StageCommon, 1, 512, 10*time.Minute)
+	if p.Train.Nodes == 0 {
+		p.Train.Nodes = 1
+	}
+	if p.Train.TasksPerNode == 0 {
+		p.Train.TasksPerNode = max(p.Train.GPUsPerNode, 1)
+	}
+	if p.Train.Launcher == "" {
+		p.Train.Launcher = "srun"
+	}
+	if p.Train.Python == "" {
+		p.Train.Python = "python3"
+	}
+	if p.Eval.Python == "" {
+		p.Eval.Python = p.Train.Python
+	}
+	if p.Eval.Script == "" {
+		p.Eval.Script = p.Train.Script
+	}
+	if p.Deploy.Strategy == "" {
+		p.Deploy.Strategy = "record"
+	}
+}
+
+var (
+	slurmNameRe = regexp.MustCompile(`^[A-Za-z0-9_.+-]+$`)
+	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	moduleRe    = regexp.MustCompile(`^[A-Za-z0-9_.+/@:-]+$`)
+)
+
+// KnownMetrics are the metrics eval gates may name.
+var KnownMetrics = []string{"perplexity", "accuracy", "bleu", "rouge1", "rouge2", "rougeL", "toxicity", "human_eval"}
+
+func (p *Pipeline) validate(file string) Errors {
+	var errs Errors
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{File: file, Pos: p.Pos[path], Msg: path + ": " + fmt.Sprintf(format, args...)})
+	}
+	// required reports a missing (or empty) key at its position, else at
+	// its parent's.
+	required := func(parent, key, msg string) {
+		path := parent + "." + key
+		pos, ok := p.Pos[path]
+		if !ok {
+			pos = p.Pos[parent]
+		}
+		errs = append(errs, &FieldError{File: file, Pos: pos, Msg: path + ": " + msg})
+	}
+	if p.Version != 1 {
+		bad("version", "unsupported pipeline file version %d (this slurmtune reads version 1)", p.Version)
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		errs = append(errs, &FieldError{File: file, Pos: Pos{Line: 1, Col: 1}, Msg: "name: required"})
+	}
+	switch p.Cluster.Transport {
+	case "local", "ssh", "rest":
+	default:
+		bad("cluster.transport", "must be local, ssh or rest, not %q", p.Cluster.Transport)
+	}
+	for key, v := range map[string]string{"cluster.partition": p.Cluster.Partition, "cluster.account": p.Cluster.Account, "cluster.qos": p.Cluster.QOS} {
+		if v != "" && !slurmNameRe.MatchString(v) {
+			bad(key, "%q is not a valid Slurm name", v)
+		}
+	}
+	if p.Cluster.Transport == "ssh" && p.Cluster.SSH.Host == "" {
+		bad("cluster.transport", "ssh transport needs cluster.ssh.host")
+	}
+	if p.Cluster.Transport == "rest" && p.Cluster.REST.URL == "" && os.Getenv("SLURMTUNE_REST_URL") == "" {
+		bad("cluster.transport", "rest transport needs cluster.rest.url (or SLURMTUNE_REST_URL)")
+	}
+	if p.Cluster.SSH.Port < 0 || p.Cluster.SSH.Port > 65535 {
+		bad("cluster.ssh.port", "%d is not a TCP port", p.Cluster.SSH.Port)
+	}
+	if strings.ContainsAny(p.Workdir, "\n\r%") {
+		bad("workdir", "must not contain a newline or %% (Slurm reads %% in log paths as a pattern)")
+	}
+	if len(p.Data.Inputs) == 0 && p.Prep.On() {
+		required("data", "inputs", "at least one input file or glob is required while prep is enabled")
+	}
+	switch p.Data.Format {
+	case "text", "chat", "instruction":
+	default:
+		bad("data.format", "must be text, chat or instruction, not %q", p.Data.Format)
+	}
+	switch p.Data.PII {
+	case "", "off", "flag", "redact", "drop":
+	default:
+		bad("data.pii", "must be off, flag, redact or drop, not %q", p.Data.PII)
+	}
+	switch p.Data.NearDup.Shingle {
+	case "", "word", "char":
+	default:
+		bad("data.near_dup.shingle", "must be word or char, not %q", p.Data.NearDup.Shingle)
+	}
+	if t := p.Data.NearDup.Threshold; t < 0 || t > 1 {
+		bad("data.near_dup.threshold", "must be between 0 and 1, not %g", t)
+	}
+	if t := p.Data.Toxicity.Threshold; t < 0 || t > 1 {
+		bad("data.toxicity.threshold", "must be between 0 and 1, not %g", t)
+	}
+	if r := p.Data.Checks.MaxRemovedRatio; r != nil && (*r < 0 || *r > 1) {
+		bad("data.checks.max_removed_ratio", "must be between 0 and 1, not %g", *r)
+	}
+	if r := p.Data.Checks.MaxMalformedRatio; r != nil && (*r < 0 || *r > 1) {
+		bad("data.checks.max_malformed_ratio", "must be between 0 and 1, not %g", *r)
+	}
+	if m := p.Data.Checks.MinExamples; m != nil && *m < 0 {
+		bad("data.checks.min_examples", "must not be negative")
+	}
+	sp := p.Data.Split
+	if sp.Train <= 0 || sp.Validation < 0 || sp.Train > 1 || sp.Validation > 1 {
+		bad("data.split", "train must be in (0,1] and validation in [0,1]")
+	} else if d := sp.Train + sp.Validation - 1; d > 1e-9 || d < -1e-9 {
+		bad("data.split", "train (%g) and validation (%g) must add up to 1", sp.Train, sp.Validation)
+	}
+	for _, st := range []struct {
+		name string
+		c    StageCommon
+	}{{"prep", p.Prep}, {"train", p.Train.StageCommon}, {"eval", p.Eval.StageCommon}, {"deploy", p.Deploy.StageCommon}} {
+		if st.c.CPUs < 1 {
+			bad(st.name+".cpus", "must be at least 1, not %d", st.c.CPUs)
+		}
+	}
+	t := p.Train
+	if t.Nodes < 1 {
+		bad("train.nodes", "must be at least 1, not %d", t.Nodes)
+	}
+	if t.GPUsPerNode < 0 {
+		bad("train.gpus_per_node", "must not be negative")
+	}
+	if t.TasksPerNode < 1 {
+		bad("train.tasks_per_node", "must be at least 1, not %d", t.TasksPerNode)
+	}
+	if t.GPUsPerNode > 0 && t.TasksPerNode != t.GPUsPerNode && t.Launcher == "srun" {
+		bad("train.tasks_per_node", "the srun launcher runs one task per GPU: tasks_per_node (%d) must equal gpus_per_node (%d)", t.TasksPerNode, t.GPUsPerNode)
+	}
+	switch t.Launcher {
+	case "srun", "torchrun", "deepspeed":
+	default:
+		bad("train.launcher", "must be srun, torchrun or deepspeed, not %q", t.Launcher)
+	}
+	if t.On() && t.Script == "" {
+		required("train", "script", "the training program is required")
+	}
+	for k := range t.Hyperparameters {
+		if !envNameRe.MatchString(k) {
+			bad("train.hyperparameters."+k, "hyperparameter names must be identifiers (letters, digits, _)")
+		}
+	}
+	for m, g := range p.Eval.Gates {
+		key := "eval.gates." + m
+		if !contains(KnownMetrics, m) {
+			bad(key, "unknown metric %q (known: %s)", m, strings.Join(KnownMetrics, ", "))
+			continue
+		}
+		if g.Min == nil && g.Max == nil {
+			bad(key, "a gate needs min or max")
+		}
+		if g.Min != nil && g.Max != nil && *g.Min > *g.Max {
+			bad(key, "min %g is above max %g", *g.Min, *g.Max)
+		}
+		if m == "perplexity" && g.Max != nil && *g.Max < 1 {
+			bad(key+".max", "perplexity is never below 1; a max of %g can never pass", *g.Max)
+		}
+	}
+	switch p.Deploy.Strategy {
+	case "record", "blue-green", "canary":
+	default:
+		bad("deploy.strategy", "must be record, blue-green or canary, not %q", p.Deploy.Strategy)
+	}
+	for i, m := range p.Environment.Modules {
+		if !moduleRe.MatchString(m) {
+			bad(fmt.Sprintf("environment.modules[%d]", i), "%q is not a module name", m)
+		}
+	}
+	for k := range p.Environment.Env {
+		if !envNameRe.MatchString(k) {
+			bad("environment.env."+k, "%q is not a valid environment variable name", k)
+		}
+	}
+	enabled := 0
+	for _, s := range StageOrder {
+		if p.StageOn(s) {
+			enabled++
+		}
+	}
+	if enabled == 0 {
+		errs = append(errs, &FieldError{File: file, Pos: Pos{Line: 1, Col: 1}, Msg: "every stage is disabled: nothing to run"})
+	}
+	return errs
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// StageOn reports whether a stage is enabled.
+func (p *Pipeline) StageOn(stage string) bool {
+	switch stage {
+	case StagePrep:
+		return p.Prep.On()
+	case StageTrain:
+		return p.Train.On()
+	case StageEval:
+		return p.Eval.On()
+	case StageDeploy:
+		return p.Deploy.On()
+	}
+	return false
+}
+
+// Stages returns the enabled stages in chain order.
+func (p *Pipeline) Stages() []string {
+	var out []string
+	for _, s := range StageOrder {
+		if p.StageOn(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// resolvePaths makes relative paths absolute against the pipeline file's
+// directory.
+func (p *Pipeline) resolvePaths() {
+	abs := func(s *string) {
+		if *s != "" && !filepath.IsAbs(*s) && !strings.HasPrefix(*s, "~") {
+			*s = filepath.Join(p.Dir, *s)
+		}
+	}
+	if p.Cluster.Transport == "local" {
+		abs(&p.Workdir)
+	}
+	for i := range p.Data.Inputs {
+		abs(&p.Data.Inputs[i])
+	}
+	for i := range p.Data.Toxicity.WordLists {
+		abs(&p.Data.Toxicity.WordLists[i])
+	}
+	abs(&p.Train.Script)
+	abs(&p.Eval.Script)
+	abs(&p.Cluster.SSH.IdentityFile)
+	abs(&p.Cluster.SSH.KnownHosts)
+	abs(&p.Cluster.REST.TokenFile)
+	if strings.Contains(p.Train.Python, "/") {
+		abs(&p.Train.Python)
+	}
+	if strings.Contains(p.Eval.Python, "/") {
+		abs(&p.Eval.Python)
+	}
+}
+
+// Snapshot is the resolved pipeline as YAML, saved in every run directory.
+func (p *Pipeline) Snapshot() ([]byte, error) {
+	return yaml.Marshal(p)
+}

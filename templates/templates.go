@@ -1,0 +1,209 @@
+// Package templates renders the sbatch script of each pipeline stage from
+// embedded text/templates. Every value that comes from the user reaches the
+// shell single-quoted; templates run with missingkey=error.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/slurmtune/slurmtune/jobs"
+)
+
+//go:embed sbatch/*.tmpl
+var files embed.FS
+
+// Set is the parsed templates; make one with New and reuse it.
+type Set struct {
+	t *template.Template
+}
+
+// New parses the embedded templates.
+func New() (*Set, error) {
+	t, err := template.New("sbatch").Option("missingkey=error").Funcs(template.FuncMap{
+		"q":     Quote,
+		"qargs": QuoteArgs,
+		// fail stops rendering with an error (what a template cannot render).
+		"fail": func(format string, args ...any) (string, error) {
+			return "", fmt.Errorf(format, args...)
+		},
+	}).ParseFS(files, "sbatch/*.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	return &Set{t: t}, nil
+}
+
+// Run is what rendering needs to know about the run beyond the pipeline.
+type Run struct {
+	ID  string
+	Dir string // absolute run directory on the cluster
+	// Slurmtune is the slurmtune binary as the compute nodes see it.
+	Slurmtune string
+}
+
+// Layout is where a run keeps its files, relative to nothing: all absolute.
+type Layout struct {
+	Dir, Logs, Data, Checkpoints, Eval, Pipeline, Hparams string
+}
+
+// LayoutOf returns the file layout of a run directory.
+func LayoutOf(dir string) Layout {
+	return Layout{
+		Dir:         dir,
+		Logs:        filepath.Join(dir, "logs"),
+		Data:        filepath.Join(dir, "data"),
+		Checkpoints: filepath.Join(dir, "checkpoints"),
+		Eval:        filepath.Join(dir, "eval"),
+		Pipeline:    filepath.Join(dir, "pipeline.yaml"),
+		Hparams:     filepath.Join(dir, "hyperparameters.json"),
+	}
+}
+
+// LogPath is the log file of a stage.
+func (l Layout) LogPath(stage string) string { return filepath.Join(l.Logs, stage+".log") }
+
+// Comment is the tag every job of a run carries.
+func Comment(runID, stage string) string { return "slurmtune:" + runID + ":" + stage }
+
+// Script is one rendered stage.
+type Script struct {
+	Stage string
+	Body  []byte
+	// Log is the stage's log path; it is always passed to sbatch as
+	// --output too, since not every path can stand in an #SBATCH line.
+	Log string
+}
+
+// Render renders the script of every enabled stage, in chain order.
+func (s *Set) Render(p *jobs.Pipeline, run Run) ([]Script, error) {
+	var out []Script
+	for _, stage := range p.Stages() {
+		d := stageData(p, run, stage)
+		var buf bytes.Buffer
+		if err := s.t.ExecuteTemplate(&buf, stage+".sbatch.tmpl", d); err != nil {
+			return nil, fmt.Errorf("render %s: %w", stage, err)
+		}
+		out = append(out, Script{Stage: stage, Body: buf.Bytes(), Log: d.Log})
+	}
+	return out, nil
+}
+
+// Hyperparameters is the JSON file the training payload reads.
+func Hyperparameters(p *jobs.Pipeline) ([]byte, error) {
+	hp := p.Train.Hyperparameters
+	if hp == nil {
+		hp = map[string]any{}
+	}
+	b, err := json.MarshalIndent(hp, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("hyperparameters: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+type envVar struct{ Name, Value string }
+
+type data struct {
+	RunID, Stage, JobName, Comment, Log     string
+	DirectiveSafeLogs                       bool
+	Partition, Account, QOS                 string
+	Nodes, TasksPerNode, CPUs, GPUsPerNode  int
+	Mem, Time                               string
+	RunDir, DataDir, CheckpointDir, EvalDir string
+	HparamsFile, PipelineFile, Slurmtune    string
+	Modules, Setup                          []string
+	Env                                     []envVar
+	Launcher                                string
+	Program                                 []string
+	PortBase, PortRange, SrunWait           int
+	Strategy                                string
+}
+
+func stageData(p *jobs.Pipeline, run Run, stage string) data {
+	l := LayoutOf(run.Dir)
+	d := data{
+		RunID: run.ID, Stage: stage,
+		JobName: JobName(p.Name, stage), Comment: Comment(run.ID, stage),
+		Log:       l.LogPath(stage),
+		Partition: p.Cluster.Partition, Account: p.Cluster.Account, QOS: p.Cluster.QOS,
+		Nodes: 1, TasksPerNode: 1,
+		RunDir: l.Dir, DataDir: l.Data, CheckpointDir: l.Checkpoints, EvalDir: l.Eval,
+		HparamsFile: l.Hparams, PipelineFile: l.Pipeline, Slurmtune: run.Slurmtune,
+		Modules: p.Environment.Modules, Setup: p.Environment.Setup,
+		PortBase: 20000, PortRange: 20000, SrunWait: 60,
+		Strategy: p.Deploy.Strategy,
+	}
+	d.DirectiveSafeLogs = directiveSafe(d.Log)
+	keys := make([]string, 0, len(p.Environment.Env))
+	for k := range p.Environment.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		d.Env = append(d.Env, envVar{k, p.Environment.Env[k]})
+	}
+	var c jobs.StageCommon
+	switch stage {
+	case jobs.StagePrep:
+		c = p.Prep
+	case jobs.StageTrain:
+		c = p.Train.StageCommon
+		d.Nodes, d.TasksPerNode, d.GPUsPerNode = p.Train.Nodes, p.Train.TasksPerNode, p.Train.GPUsPerNode
+		d.Launcher = p.Train.Launcher
+		d.Program = append([]string{p.Train.Python, p.Train.Script}, p.Train.Args...)
+	case jobs.StageEval:
+		c = p.Eval.StageCommon
+		d.Program = append([]string{p.Eval.Python, p.Eval.Script}, p.Eval.Args...)
+	case jobs.StageDeploy:
+		c = p.Deploy.StageCommon
+	}
+	d.CPUs, d.Mem, d.Time = c.CPUs, c.Mem.Slurm(), c.Time.Slurm()
+	return d
+}
+
+var jobNameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// JobName is the Slurm job name of a stage: the pipeline name reduced to
+// characters that are safe everywhere, then the stage.
+func JobName(pipeline, stage string) string {
+	n := strings.Trim(jobNameUnsafe.ReplaceAllString(pipeline, "-"), "-")
+	if len(n) > 40 {
+		n = n[:40]
+	}
+	if n == "" {
+		n = "pipeline"
+	}
+	return "st-" + n + "-" + stage
+}
+
+// directiveSafe reports whether a path can stand in an #SBATCH line as is.
+func directiveSafe(p string) bool {
+	return !strings.ContainsAny(p, " \t\n\"'\\%$`#;&|<>()*?[]{}")
+}
+
+// Quote quotes s for a POSIX shell: the shell reads it back as exactly s.
+func Quote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@+,", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// QuoteArgs quotes each argument and joins them with spaces.
+func QuoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
