@@ -1,0 +1,469 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Router. The zero value is usable.
+type Config struct {
+	// HealthPath is probed on backends whose state entry names no
+	// health_path. Default DefaultHealthPath.
+	HealthPath string
+	// HealthTimeout bounds one health probe. Default 2s.
+	HealthTimeout time.Duration
+	// StatsWindow is the span Stats reports on. Default 1m.
+	StatsWindow time.Duration
+	// AdminToken enables the /admin/ endpoints, which require
+	// "Authorization: Bearer <AdminToken>". Empty disables them (404).
+	AdminToken string
+	// StatePath, if set, is where PUT /admin/state persists the new state
+	// (atomically) before applying it, so the file stays the source of
+	// truth for the file watcher and for restarts.
+	StatePath string
+	// Logger receives operational logs. Default: discard.
+	Logger *slog.Logger
+	// AccessLog receives one JSON log line per proxied request. Nil
+	// disables access logging.
+	AccessLog io.Writer
+}
+
+// Router is an http.Handler that proxies to the backends of the routing state
+// in effect. It serves GET /metrics and, when an admin token is configured,
+// the /admin/ endpoints itself; every other path is proxied.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	access  *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+	promH   http.Handler
+	bufs    *bufferPool
+	noneM   *backendMetrics
+
+	table   atomic.Pointer[table]
+	applyMu sync.Mutex // serialises Apply
+	gaugeMu sync.Mutex // orders per-backend gauge updates against their removal
+	drains  sync.WaitGroup
+	closed  chan struct{}
+	closeMu sync.Once
+	recs    sync.Pool
+}
+
+// NewRouter returns a Router with an empty routing state (every proxied
+// request gets 503 until Apply is called).
+func NewRouter(cfg Config) *Router {
+	if cfg.HealthPath == "" {
+		cfg.HealthPath = DefaultHealthPath
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 2 * time.Second
+	}
+	if cfg.StatsWindow <= 0 {
+		cfg.StatsWindow = time.Minute
+	}
+	r := &Router{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		reg:    prometheus.NewRegistry(),
+		bufs:   newBufferPool(),
+		closed: make(chan struct{}),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AccessLog != nil {
+		r.access = slog.New(slog.NewJSONHandler(cfg.AccessLog, nil))
+	}
+	r.metrics = newMetrics(r.reg)
+	r.noneM = &backendMetrics{vec: r.metrics.requests, name: noBackend, errors: r.metrics.errors.WithLabelValues(noBackend)}
+	r.promH = promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})
+	r.recs.New = func() any { return new(responseRecorder) }
+	r.table.Store(&table{})
+	return r
+}
+
+// Gatherer exposes the router's own metrics registry.
+func (r *Router) Gatherer() prometheus.Gatherer { return r.reg }
+
+// State returns the routing state in effect.
+func (r *Router) State() State {
+	s := r.table.Load().state
+	s.Backends = slices.Clone(s.Backends)
+	return s
+}
+
+// Apply validates s and makes it the routing state. Backends that are new (or
+// whose URL or health path changed) are probed once before the switch so
+// that they start with a known health; backends kept from the previous state
+// keep their health, connections and statistics. Requests already in flight
+// finish on the backend they were sent to; removed backends drain in the
+// background and their idle connections are closed once they are idle.
+func (r *Router) Apply(ctx context.Context, s State) error {
+	_, err := r.apply(ctx, s)
+	return err
+}
+
+// apply is Apply, also reporting whether s differed from the state in effect.
+func (r *Router) apply(ctx context.Context, s State) (bool, error) {
+	if err := s.Validate(); err != nil {
+		return false, fmt.Errorf("apply state: %w", err)
+	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+
+	old := r.table.Load()
+	if old.state.Name == s.Name && old.state.Version == s.Version && slices.Equal(old.state.Backends, s.Backends) {
+		return false, nil
+	}
+	s.Backends = slices.Clone(s.Backends)
+	entries := make([]entry, len(s.Backends))
+	var fresh []*backend
+	kept := make(map[*backend]bool, len(old.entries))
+	for i, cfg := range s.Backends {
+		var b *backend
+		for _, e := range old.entries {
+			if e.b.sameEndpoint(cfg) {
+				b = e.b
+				break
+			}
+		}
+		if b == nil {
+			b = r.newBackend(cfg)
+			fresh = append(fresh, b)
+		}
+		kept[b] = true
+		entries[i] = entry{b: b, weight: cfg.Weight}
+	}
+
+	var wg sync.WaitGroup
+	for _, b := range fresh {
+		wg.Go(func() { r.check(ctx, b) })
+	}
+	wg.Wait()
+
+	r.table.Store(newTable(s, entries))
+
+	r.gaugeMu.Lock()
+	for _, e := range entries {
+		r.metrics.weight.WithLabelValues(e.b.cfg.Name).Set(float64(e.weight))
+	}
+	r.gaugeMu.Unlock()
+	r.metrics.stateVersion.Set(float64(s.Version))
+	for _, e := range old.entries {
+		if !kept[e.b] {
+			r.drains.Add(1)
+			go r.drain(e.b)
+		}
+	}
+	attrs := []any{"name", s.Name, "version", s.Version}
+	for _, b := range s.Backends {
+		attrs = append(attrs, "backend."+b.Name, fmt.Sprintf("%s weight=%d job=%s model=%s", b.URL, b.Weight, b.JobID, b.Model))
+	}
+	r.log.Info("routing state applied", attrs...)
+	return true, nil
+}
+
+func (r *Router) newBackend(cfg Backend) *backend {
+	target, _ := parseBackendURL(cfg.URL) // validated by Apply
+	hp := cfg.HealthPath
+	if hp == "" {
+		hp = r.cfg.HealthPath
+	}
+	b := &backend{
+		cfg:       cfg,
+		target:    target,
+		healthURL: healthURL(target, hp),
+		transport: newTransport(),
+		metrics:   r.metrics.forBackend(cfg.Name),
+		window:    newWindow(windowCapacity),
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport:     b.transport,
+		FlushInterval: -1,
+		BufferPool:    r.bufs,
+		ErrorLog:      slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			if req.Context().Err() != nil {
+				w.WriteHeader(statusClientClosed)
+				return
+			}
+			r.log.Warn("backend request failed", "backend", cfg.Name, "url", cfg.URL, "err", err)
+			writeJSONError(w, http.StatusBadGateway, "backend "+cfg.Name+" unavailable")
+		},
+	}
+	return b
+}
+
+// statusClientClosed is recorded (nginx style) when the client went away
+// before the backend answered.
+const statusClientClosed = 499
+
+// drain waits until no request is in flight on a removed backend, then
+// closes its idle connections and drops its gauges.
+func (r *Router) drain(b *backend) {
+	defer r.drains.Done()
+	b.removed.Store(true)
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for b.inFlight.Load() > 0 {
+		select {
+		case <-r.closed:
+			b.transport.CloseIdleConnections()
+			return
+		case <-tick.C:
+		}
+	}
+	b.transport.CloseIdleConnections()
+	r.gaugeMu.Lock()
+	if r.table.Load().lookup(b.cfg.Name) == nil {
+		r.metrics.healthy.DeleteLabelValues(b.cfg.Name)
+		r.metrics.weight.DeleteLabelValues(b.cfg.Name)
+	}
+	r.gaugeMu.Unlock()
+	r.log.Info("backend drained", "backend", b.cfg.Name, "url", b.cfg.URL, "took", time.Since(start))
+}
+
+// Close stops background drains and closes idle backend connections. It
+// does not stop an http.Server serving the router.
+func (r *Router) Close() {
+	r.closeMu.Do(func() { close(r.closed) })
+	r.drains.Wait()
+	for _, e := range r.table.Load().entries {
+		e.b.transport.CloseIdleConnections()
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	switch {
+	case req.URL.Path == "/metrics":
+		r.promH.ServeHTTP(w, req)
+	case strings.HasPrefix(req.URL.Path, "/admin/"):
+		r.serveAdmin(w, req)
+	default:
+		r.serveProxy(w, req)
+	}
+}
+
+// acquire picks a backend from the current table and registers the request
+// as in flight on it. If the table is swapped and the backend removed
+// between the pick and the registration, it picks again from the new table,
+// so a draining backend never receives a request it has not counted.
+func (r *Router) acquire() *backend {
+	for {
+		b := r.table.Load().pick()
+		if b == nil {
+			return nil
+		}
+		b.inFlight.Add(1)
+		if !b.removed.Load() {
+			return b
+		}
+		b.inFlight.Add(-1)
+	}
+}
+
+func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	b := r.acquire()
+	if b == nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "no healthy backend")
+		d := time.Since(start)
+		r.noneM.request(http.StatusServiceUnavailable).Inc()
+		r.noneM.errors.Inc()
+		r.logAccess(req, noBackend, http.StatusServiceUnavailable, d, 0)
+		return
+	}
+	rec := r.recs.Get().(*responseRecorder)
+	*rec = responseRecorder{ResponseWriter: w, start: start}
+	defer func() {
+		p := recover()
+		r.finish(b, req, rec, p != nil)
+		rec.ResponseWriter = nil
+		r.recs.Put(rec)
+		b.inFlight.Add(-1)
+		if p != nil {
+			panic(p) // http.ErrAbortHandler from a broken stream: let net/http abort the connection
+		}
+	}()
+	b.proxy.ServeHTTP(rec, req)
+}
+
+func (r *Router) finish(b *backend, req *http.Request, rec *responseRecorder, aborted bool) {
+	d := time.Since(rec.start)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	clientGone := req.Context().Err() != nil
+	failed := !clientGone && (status >= 500 || aborted)
+	fb := rec.firstByte
+	if fb == 0 {
+		fb = d
+	}
+	b.requests.Add(1)
+	if failed {
+		b.errors.Add(1)
+		b.metrics.errors.Inc()
+	}
+	b.metrics.request(status).Inc()
+	b.metrics.duration.Observe(d.Seconds())
+	b.window.add(sample{at: rec.start.Add(d).UnixNano(), dur: d, firstByte: fb, failed: failed})
+	r.logAccess(req, b.cfg.Name, status, d, rec.bytes)
+}
+
+func (r *Router) logAccess(req *http.Request, backendName string, status int, d time.Duration, n int64) {
+	if r.access == nil {
+		return
+	}
+	r.access.LogAttrs(req.Context(), slog.LevelInfo, "request",
+		slog.String("method", req.Method),
+		slog.String("path", req.URL.Path),
+		slog.String("backend", backendName),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.Int64("bytes", n),
+		slog.String("remote", req.RemoteAddr),
+	)
+}
+
+// Stats returns a snapshot of every backend in the routing state in effect,
+// keyed by backend name.
+func (r *Router) Stats() map[string]BackendStats {
+	t := r.table.Load()
+	now := time.Now()
+	out := make(map[string]BackendStats, len(t.entries))
+	for _, e := range t.entries {
+		b := e.b
+		ws := b.window.summarize(now, r.cfg.StatsWindow)
+		st := BackendStats{
+			Name:           b.cfg.Name,
+			URL:            b.cfg.URL,
+			Weight:         e.weight,
+			Healthy:        b.healthy.Load(),
+			InFlight:       b.inFlight.Load(),
+			Requests:       b.requests.Load(),
+			Errors:         b.errors.Load(),
+			Window:         r.cfg.StatsWindow,
+			WindowRequests: ws.requests,
+			WindowErrors:   ws.errors,
+			P50:            ws.p50,
+			P95:            ws.p95,
+			P99:            ws.p99,
+			FirstByteP95:   ws.fb95,
+		}
+		if ws.requests > 0 {
+			st.ErrorRate = float64(ws.errors) / float64(ws.requests)
+		}
+		out[b.cfg.Name] = st
+	}
+	return out
+}
+
+// RunHealthChecks probes every backend of the routing state in effect every
+// interval until ctx is done. A backend is healthy when its health path
+// answers 2xx within the health timeout.
+func (r *Router) RunHealthChecks(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		r.CheckNow(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// CheckNow probes every backend once, concurrently, and waits for the
+// results.
+func (r *Router) CheckNow(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, e := range r.table.Load().entries {
+		wg.Go(func() { r.check(ctx, e.b) })
+	}
+	wg.Wait()
+}
+
+func (r *Router) check(ctx context.Context, b *backend) {
+	err := r.probe(ctx, b)
+	if ctx.Err() != nil {
+		return // shutting down: the result says nothing about the backend
+	}
+	ok := err == nil
+	was := b.healthy.Swap(ok)
+	first := !b.checked.Swap(true)
+	switch {
+	case ok && (first || !was):
+		r.log.Info("backend healthy", "backend", b.cfg.Name, "url", b.cfg.URL)
+	case !ok && (first || was):
+		r.log.Warn("backend unhealthy", "backend", b.cfg.Name, "url", b.healthURL, "err", err)
+	}
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	r.gaugeMu.Lock()
+	if !b.removed.Load() {
+		r.metrics.healthy.WithLabelValues(b.cfg.Name).Set(v)
+	}
+	r.gaugeMu.Unlock()
+}
+
+func (r *Router) probe(ctx context.Context, b *backend) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.HealthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.healthURL, nil)
+	if err != nil {
+		return fmt.Errorf("health request: %w", err)
+	}
+	resp, err := b.transport.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("health request: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health request: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// writeJSONError answers with an OpenAI-style error object.
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	type body struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+			Code    int    `json:"code"`
+		} `json:"error"`
+	}
+	var b body
+	b.Error.Message = msg
+	b.Error.Type = "router_error"
+	b.Error.Code = code
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}

@@ -1,0 +1,180 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures RunRouter.
+type Options struct {
+	// Listen is the TCP address to serve on, e.g. ":8080". Ignored when
+	// Listener is set.
+	Listen string
+	// Listener, if set, is served instead of listening on Listen.
+	Listener net.Listener
+	// StatePath is the routing state file to load and watch. Empty: the
+	// state only changes through PUT /admin/state.
+	StatePath string
+	// AdminTokenFile holds the bearer token of the /admin/ endpoints.
+	// Empty disables them.
+	AdminTokenFile string
+	// HealthInterval is the active health check period. Default 2s.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one probe. Default min(2s, HealthInterval).
+	HealthTimeout time.Duration
+	// HealthPath is the default health path. Default DefaultHealthPath.
+	HealthPath string
+	// PollInterval is how often the state file is checked. Default 200ms.
+	PollInterval time.Duration
+	// StatsWindow is the span of Router.Stats. Default 1m.
+	StatsWindow time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (in-flight requests,
+	// including long streams) after ctx is cancelled. Default 30s.
+	ShutdownTimeout time.Duration
+	// Logger receives operational logs. Default: discard.
+	Logger *slog.Logger
+	// AccessLog receives one JSON line per proxied request. Nil disables.
+	AccessLog io.Writer
+	// OnReady, if set, is called once the router accepts connections.
+	OnReady func(r *Router, addr net.Addr)
+}
+
+func (o *Options) setDefaults() {
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = 2 * time.Second
+	}
+	if o.HealthTimeout <= 0 {
+		o.HealthTimeout = min(2*time.Second, o.HealthInterval)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 200 * time.Millisecond
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// RunRouter serves a Router until ctx is cancelled, then shuts the HTTP
+// server down gracefully (in-flight requests finish, bounded by
+// ShutdownTimeout). The state file, if any, is loaded before the first
+// connection is accepted and then watched; backends are health-checked every
+// HealthInterval.
+func RunRouter(ctx context.Context, opts Options) error {
+	opts.setDefaults()
+	log := opts.Logger
+	token, err := readAdminToken(opts.AdminTokenFile, log)
+	if err != nil {
+		return err
+	}
+	r := NewRouter(Config{
+		HealthPath:    opts.HealthPath,
+		HealthTimeout: opts.HealthTimeout,
+		StatsWindow:   opts.StatsWindow,
+		AdminToken:    token,
+		StatePath:     opts.StatePath,
+		Logger:        log,
+		AccessLog:     opts.AccessLog,
+	})
+	defer r.Close()
+
+	ln := opts.Listener
+	if ln == nil {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(ctx, "tcp", opts.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+
+	// Background work outlives ctx until the server has shut down, so
+	// health checks keep running while requests drain.
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	var bg sync.WaitGroup
+	if opts.StatePath != "" {
+		w := &stateWatcher{path: opts.StatePath}
+		r.pollState(bgCtx, w) // initial load before serving
+		bg.Go(func() { r.watchLoop(bgCtx, w, opts.PollInterval) })
+	}
+	bg.Go(func() { r.RunHealthChecks(bgCtx, opts.HealthInterval) })
+
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("router listening", "addr", ln.Addr().String(), "state", opts.StatePath, "admin", token != "")
+	if opts.OnReady != nil {
+		opts.OnReady(r, ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		stopBg()
+		bg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("router shutting down", "timeout", opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	if shutErr != nil {
+		_ = srv.Close()
+		shutErr = fmt.Errorf("shutdown: %w", shutErr)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		shutErr = errors.Join(shutErr, fmt.Errorf("serve: %w", err))
+	}
+	stopBg()
+	bg.Wait()
+	return shutErr
+}
+
+// readAdminToken reads the bearer token file; an empty path disables the
+// admin API.
+func readAdminToken(path string, log *slog.Logger) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	tok, err := parseToken(data)
+	if err != nil {
+		return "", fmt.Errorf("read admin token %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("admin token file is readable by group or others", "path", path, "mode", fi.Mode().Perm().String())
+	}
+	return tok, nil
+}
+
+// parseToken returns the token in a token file: its content with
+// surrounding whitespace removed, which must be a single non-empty word.
+func parseToken(data []byte) (string, error) {
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", errors.New("empty token")
+	}
+	if strings.ContainsAny(tok, " \t\r\n") {
+		return "", errors.New("token contains whitespace")
+	}
+	return tok, nil
+}
