@@ -1,0 +1,52 @@
+# slurmtune: `make demo` runs the example pipeline on a local real Slurm
+# cluster; `make test` runs every test (it installs and starts what it needs).
+GO        ?= go
+BIN       := bin/slurmtune
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+
+.PHONY: build test test-unit demo cluster-up cluster-down cluster-status sshd-up sshd-down fuzz bench lint clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slurmtune
+
+# Every test, against the real dev cluster, a real sshd and real SQLite files.
+test:
+	scripts/test.sh
+
+# Pure-logic tests only (no cluster); integration tests skip.
+test-unit:
+	$(GO) test ./...
+
+demo: build cluster-up
+	scripts/demo.sh
+
+cluster-up:
+	scripts/dev-cluster.sh up
+
+cluster-down:
+	scripts/dev-cluster.sh down
+
+cluster-status:
+	scripts/dev-cluster.sh status
+
+sshd-up:
+	scripts/dev-sshd.sh up
+
+sshd-down:
+	scripts/dev-sshd.sh down
+
+# Longer fuzzing by hand: FUZZTIME=10m make fuzz
+FUZZTIME ?= 1m
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench:
+	scripts/bench/all.sh
+
+lint:
+	test -z "$$(gofmt -l .)"
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/store"
+	"github.com/slurmtune/slurmtune/templates"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:                      "slurmtune",
+		Usage:                     "fine-tune LLMs on Slurm: one pipeline file to a tracked chain of jobs",
+		Version:                   version,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		DisableSliceFlagSeparator: true,
+		EnableBashCompletion:      true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Usage: "SQLite database `PATH` (default $XDG_STATE_HOME/slurmtune/slurmtune.db)", EnvVars: []string{"SLURMTUNE_DB"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)", EnvVars: []string{"SLURMTUNE_LOG_LEVEL"}},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		ExitErrHandler: func(*cli.Context, error) {
+			// Errors become exit codes in run(), not here.
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "slurmtune: no command %q (see slurmtune --help)\n", name)
+			os.Exit(exitInvalid)
+		},
+		Commands: []*cli.Command{
+			validateCommand(),
+			renderCommand(),
+			submitCommand(),
+			statusCommand(),
+			logsCommand(),
+			cancelCommand(),
+			syncCommand(),
+			deployCommand(),
+			prepCommand(),
+			gateCommand(),
+			routerCommand(),
+		},
+	}
+}
+
+// env is what every command gets from the global flags.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+	dbPath         string
+}
+
+func newEnv(c *cli.Context) (*env, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usagef("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	db := c.String("db")
+	if db == "" {
+		p, err := store.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		db = p
+	}
+	return &env{stdout: c.App.Writer, stderr: c.App.ErrWriter, log: log, dbPath: db}, nil
+}
+
+func (e *env) openStore(ctx context.Context) (*store.Store, error) {
+	return store.Open(ctx, e.dbPath, e.log)
+}
+
+// setFlag is the repeatable --set key.path=value flag of every command that
+// takes a pipeline file.
+func setFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "set", Usage: "override a pipeline field: `key.path=value` (repeatable)"}
+}
+
+// loadPipeline loads the pipeline file named by the command's one argument.
+func loadPipeline(c *cli.Context) (*jobs.Pipeline, error) {
+	if c.NArg() != 1 {
+		return nil, usagef("%s: want exactly one pipeline FILE, got %d arguments", c.Command.Name, c.NArg())
+	}
+	return jobs.Load(c.Args().First(), jobs.LoadOptions{Sets: c.StringSlice("set")})
+}
+
+// cluster is a connected transport.
+type cluster struct {
+	client    slurm.Client
+	fs        slurm.FileSystem
+	transport string
+	name      string
+	slurmtune string
+	close     func() error
+}
+
+// connect opens the transport a pipeline (or a recorded run) names.
+func connect(ctx context.Context, e *env, p *jobs.Pipeline) (*cluster, error) {
+	switch p.Cluster.Transport {
+	case "local":
+		bin := p.Cluster.Slurmtune
+		if bin == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, fmt.Errorf("find slurmtune binary: %w", err)
+			}
+			if exe, err = filepath.EvalSymlinks(exe); err != nil {
+				return nil, fmt.Errorf("find slurmtune binary: %w", err)
+			}
+			bin = exe
+		}
+		return &cluster{client: local.NewClient(), fs: local.FS{}, transport: "local", name: clusterName(), slurmtune: bin, close: func() error { return nil }}, nil
+	}
+	return nil, fmt.Errorf("cluster.transport %q is not available in this build", p.Cluster.Transport)
+}
+
+// clusterName names the local cluster by its slurm.conf, for the record.
+func clusterName() string {
+	conf := os.Getenv("SLURM_CONF")
+	if conf == "" {
+		conf = "/etc/slurm/slurm.conf"
+	}
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "ClusterName") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// service builds the chain service for a connected cluster.
+func (e *env) service(st *store.Store, cl *cluster) (*chain.Service, error) {
+	ts, err := templates.New()
+	if err != nil {
+		return nil, err
+	}
+	return &chain.Service{Client: cl.client, FS: cl.fs, Store: st, Templates: ts, Log: e.log,
+		Transport: cl.transport, Cluster: cl.name, Slurmtune: cl.slurmtune}, nil
+}
+
+// connectForRuns connects to the cluster the stored runs used. Runs record
+// their pipeline file's snapshot in their run directory; the local transport
+// needs nothing more.
+func connectForRuns(ctx context.Context, e *env, st *store.Store) (*cluster, error) {
+	p := &jobs.Pipeline{Cluster: jobs.Cluster{Transport: "local"}}
+	return connect(ctx, e, p)
+}

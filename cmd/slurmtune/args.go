@@ -1,0 +1,98 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// reorderArgs moves each command's flags ahead of its positional arguments,
+// so `slurmtune validate FILE --set k=v` works as documented (urfave/cli
+// stops reading flags at the first positional argument). Everything after
+// "--" stays positional; commands that skip flag parsing are left alone.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	i := 1
+	// Global flags come first.
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		out = append(out, args[i])
+		if takesValue(app.Flags, args[i]) && !strings.Contains(args[i], "=") && i+1 < len(args) {
+			out = append(out, args[i+1])
+			i++
+		}
+		i++
+	}
+	if i >= len(args) {
+		return out
+	}
+	cmds := app.Commands
+	for i < len(args) {
+		cmd := findCommand(cmds, args[i])
+		if cmd == nil || cmd.SkipFlagParsing {
+			return append(out, args[i:]...)
+		}
+		out = append(out, args[i])
+		i++
+		if len(cmd.Subcommands) > 0 && i < len(args) && findCommand(cmd.Subcommands, args[i]) != nil {
+			cmds = cmd.Subcommands
+			continue
+		}
+		var flags, pos []string
+		for i < len(args) {
+			a := args[i]
+			if a == "--" {
+				pos = append(pos, args[i+1:]...)
+				break
+			}
+			if strings.HasPrefix(a, "-") && a != "-" {
+				flags = append(flags, a)
+				if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+					flags = append(flags, args[i+1])
+					i++
+				}
+			} else {
+				pos = append(pos, a)
+			}
+			i++
+		}
+		out = append(out, flags...)
+		if len(pos) > 0 {
+			out = append(out, "--")
+			out = append(out, pos...)
+		}
+		return out
+	}
+	return out
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether the flag arg names a flag that takes a value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if i := strings.IndexByte(name, '='); i >= 0 {
+		name = name[:i]
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			if dg, ok := f.(cli.DocGenerationFlag); ok {
+				return dg.TakesValue()
+			}
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/serve"
+)
+
+// routerCommand returns `slurmtune router`, which runs the serving router in
+// front of the model-server jobs of a deployment.
+func routerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "router",
+		Usage: "route OpenAI-compatible requests across model-server backends",
+		Description: "Proxies requests to the backends named in the routing state file (weighted, health-checked,\n" +
+			"streaming-safe) and reloads the file when it changes. Metrics are served at /metrics.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Usage: "address to serve on, e.g. :8080", Required: true},
+			&cli.StringFlag{Name: "state", Usage: "routing state `FILE` (JSON) to load and watch"},
+			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the bearer token for /admin/ (admin API disabled without it)"},
+			&cli.DurationFlag{Name: "health-interval", Usage: "interval between backend health checks", Value: 2 * time.Second},
+			&cli.StringFlag{Name: "access-log", Usage: "access log `FILE` (JSON lines); - for stdout, empty to disable", Value: "-"},
+		},
+		Action: func(c *cli.Context) error {
+			var level slog.Level
+			if l := c.String("log-level"); l != "" { // global flag, when the app defines it
+				if err := level.UnmarshalText([]byte(l)); err != nil {
+					return fmt.Errorf("--log-level: %w", err)
+				}
+			}
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			access, closeAccess, err := openAccessLog(c.String("access-log"), c.App.Writer)
+			if err != nil {
+				return err
+			}
+			defer closeAccess()
+			opts := serve.Options{
+				Listen:         c.String("listen"),
+				StatePath:      c.String("state"),
+				AdminTokenFile: c.String("admin-token-file"),
+				HealthInterval: c.Duration("health-interval"),
+				Logger:         logger,
+				AccessLog:      access,
+			}
+			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := serve.RunRouter(ctx, opts); err != nil {
+				return fmt.Errorf("router: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func contextOf(c *cli.Context) context.Context {
+	if c.Context != nil {
+		return c.Context
+	}
+	return context.Background()
+}
+
+// openAccessLog opens the access log destination named by the flag value;
+// "-" is stdout.
+func openAccessLog(path string, stdout io.Writer) (io.Writer, func(), error) {
+	switch path {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open access log: %w", err)
+	}
+	return f, func() { _ = f.Close() }, nil
+}

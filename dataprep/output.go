@@ -1,0 +1,176 @@
+package dataprep
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unicode/utf8"
+)
+
+// Output file names in Options.OutDir.
+const (
+	TrainFile      = "train.jsonl"
+	ValidationFile = "validation.jsonl"
+	QuarantineFile = "quarantine.jsonl"
+	ReportFile     = "quality_report.json"
+)
+
+// atomicFile is written to a temporary file in the target directory and
+// renamed into place by commit.
+type atomicFile struct {
+	f     *os.File
+	w     *bufio.Writer
+	final string
+}
+
+func createAtomic(dir, name string, bufSize int) (*atomicFile, error) {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	return &atomicFile{f: f, w: bufio.NewWriterSize(f, bufSize), final: filepath.Join(dir, name)}, nil
+}
+
+// finish flushes, syncs and closes the temporary file.
+func (a *atomicFile) finish() error {
+	err := a.w.Flush()
+	if err == nil {
+		err = a.f.Chmod(0o644)
+	}
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", a.final, err)
+	}
+	return nil
+}
+
+func (a *atomicFile) rename() error {
+	if err := os.Rename(a.f.Name(), a.final); err != nil {
+		return fmt.Errorf("write %s: %w", a.final, err)
+	}
+	return nil
+}
+
+// abort removes the temporary file.
+func (a *atomicFile) abort() {
+	_ = a.f.Close()
+	_ = os.Remove(a.f.Name())
+}
+
+// outputs holds the four output files of a run.
+type outputs struct {
+	dir                                   string
+	train, validation, quarantine, report *atomicFile
+	all                                   []*atomicFile
+	done                                  bool
+}
+
+func createOutputs(dir string) (*outputs, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	o := &outputs{dir: dir}
+	for _, spec := range []struct {
+		dst  **atomicFile
+		name string
+		size int
+	}{
+		{&o.train, TrainFile, 1 << 20},
+		{&o.validation, ValidationFile, 1 << 20},
+		{&o.quarantine, QuarantineFile, 256 << 10},
+		{&o.report, ReportFile, 64 << 10},
+	} {
+		f, err := createAtomic(dir, spec.name, spec.size)
+		if err != nil {
+			o.abort()
+			return nil, err
+		}
+		*spec.dst = f
+		o.all = append(o.all, f)
+	}
+	return o, nil
+}
+
+// commit makes all outputs visible, the report last.
+func (o *outputs) commit() error {
+	for _, f := range o.all {
+		if err := f.finish(); err != nil {
+			o.abort()
+			return err
+		}
+	}
+	for _, f := range o.all {
+		if err := f.rename(); err != nil {
+			o.abort()
+			return err
+		}
+	}
+	o.done = true
+	if d, err := os.Open(o.dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// abort removes every temporary file (no-op after commit).
+func (o *outputs) abort() {
+	if o.done {
+		return
+	}
+	o.done = true
+	for _, f := range o.all {
+		f.abort()
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
+// replaced by U+FFFD.
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: installs and starts what the tests need (the dev Slurm
+# cluster, an sshd on loopback, shellcheck, promtool), then runs every Go
+# test with SLURMTUNE_TEST_STRICT=1, so an integration test whose component
+# is missing fails instead of skipping, then each fuzz target briefly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test: installing ${missing[*]}" >&2
+  # Keep package scripts from starting services (the prometheus server) here.
+  had_policy=0
+  [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+  [ "$had_policy" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+scripts/dev-cluster.sh up
+scripts/dev-sshd.sh up
+eval "$(scripts/dev-cluster.sh env)"
+eval "$(scripts/dev-sshd.sh env)"
+export SLURMTUNE_TEST_STRICT=1
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "test: gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+start=$(date +%s)
+go test -count=1 -timeout 28m ./...
+FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
+echo "test: all tests passed in $(( $(date +%s) - start ))s" >&2
