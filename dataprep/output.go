@@ -2,7 +2,11 @@ package dataprep
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"unicode/utf8"
@@ -21,15 +25,31 @@ const (
 type atomicFile struct {
 	f     *os.File
 	w     *bufio.Writer
+	sum   hash.Hash // SHA-256 of the content, when requested
 	final string
 }
 
-func createAtomic(dir, name string, bufSize int) (*atomicFile, error) {
+func createAtomic(dir, name string, bufSize int, withSum bool) (*atomicFile, error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, bufSize), final: filepath.Join(dir, name)}, nil
+	a := &atomicFile{f: f, final: filepath.Join(dir, name)}
+	var w io.Writer = f
+	if withSum {
+		a.sum = sha256.New()
+		w = io.MultiWriter(f, a.sum)
+	}
+	a.w = bufio.NewWriterSize(w, bufSize)
+	return a, nil
+}
+
+// hexSum flushes the file and returns the hex SHA-256 of its content.
+func (a *atomicFile) hexSum() (string, error) {
+	if err := a.w.Flush(); err != nil {
+		return "", fmt.Errorf("write %s: %w", a.final, err)
+	}
+	return hex.EncodeToString(a.sum.Sum(nil)), nil
 }
 
 // finish flushes, syncs and closes the temporary file.
@@ -80,13 +100,14 @@ func createOutputs(dir string) (*outputs, error) {
 		dst  **atomicFile
 		name string
 		size int
+		sum  bool
 	}{
-		{&o.train, TrainFile, 1 << 20},
-		{&o.validation, ValidationFile, 1 << 20},
-		{&o.quarantine, QuarantineFile, 256 << 10},
-		{&o.report, ReportFile, 64 << 10},
+		{&o.train, TrainFile, 1 << 20, true},
+		{&o.validation, ValidationFile, 1 << 20, true},
+		{&o.quarantine, QuarantineFile, 256 << 10, false},
+		{&o.report, ReportFile, 64 << 10, false},
 	} {
-		f, err := createAtomic(dir, spec.name, spec.size)
+		f, err := createAtomic(dir, spec.name, spec.size, spec.sum)
 		if err != nil {
 			o.abort()
 			return nil, err

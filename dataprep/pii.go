@@ -12,10 +12,11 @@ import (
 //   - IPv4: four dot-separated numbers 0-255 not part of a longer dotted run;
 //   - IPv6: a run of hex digits and colons (2+ colons, 2+ groups) that
 //     net/netip parses, not glued to other word characters;
-//   - phone: 10-15 digits, either '+' and digits with optional separators,
-//     or 2-5 groups of at most 5 digits separated by single spaces, dashes,
-//     dots or parentheses, the last group with 3+ digits. A bare run of
-//     digits without '+' (ids, timestamps) is not a phone number.
+//   - phone: 10-15 digits in at most 5 groups, either after a '+' with
+//     optional separators, or in 2-5 groups of at most 5 digits separated
+//     by single spaces, dashes, dots or parentheses, the last group with 3+
+//     digits. A bare run of digits without '+' (ids, timestamps) is not a
+//     phone number.
 
 type piiKind uint8
 
@@ -218,7 +219,6 @@ func matchPhone(s []byte, i int) (int, bool) {
 	var groups [5]int
 	ng, digits := 0, 0
 	paren := false
-	seps := 0
 	end := i
 	for i < len(s) {
 		c := s[i]
@@ -236,11 +236,12 @@ func matchPhone(s []byte, i int) (int, bool) {
 			digits += j - i
 			i = j
 			end = j
+			closed := false
 			if paren {
 				if i >= len(s) || s[i] != ')' {
 					return 0, false
 				}
-				paren = false
+				paren, closed = false, true
 				i++
 				end = i
 			}
@@ -254,10 +255,9 @@ func matchPhone(s []byte, i int) (int, bool) {
 				k++
 				paren = true
 			}
-			if k == i || k >= len(s) || !isDigit(s[k]) {
-				return finishPhone(s, end, plus, groups[:ng], digits, seps)
+			if k == i && !closed || k >= len(s) || !isDigit(s[k]) {
+				return finishPhone(s, end, plus, groups[:ng], digits)
 			}
-			seps++
 			i = k
 		case c == '(' && ng == 0 && !paren:
 			paren = true
@@ -268,18 +268,21 @@ func matchPhone(s []byte, i int) (int, bool) {
 			return 0, false
 		}
 	}
-	return finishPhone(s, end, plus, groups[:ng], digits, seps)
+	return finishPhone(s, end, plus, groups[:ng], digits)
 }
 
-func finishPhone(s []byte, end int, plus bool, groups []int, digits, seps int) (int, bool) {
+func finishPhone(s []byte, end int, plus bool, groups []int, digits int) (int, bool) {
 	if digits < 10 || digits > 15 || len(groups) == 0 {
 		return 0, false
 	}
 	if isWordByteAt(s, end) || end < len(s) && s[end] == '@' {
 		return 0, false
 	}
+	if plus {
+		return end, true
+	}
 	if len(groups) == 1 {
-		return end, plus
+		return end, false
 	}
 	for _, g := range groups {
 		if g > 5 {

@@ -41,11 +41,15 @@ type Report struct {
 	Train      int           `json:"train"`
 	Validation int           `json:"validation"`
 	Removed    RemovedCounts `json:"removed"`
-	// DataHash is the hex SHA-256 over the kept records in a canonical
-	// order: the concatenation of the SHA-256 digests of
-	// "<split>\n<line>" (split is "train" or "validation", line the record
-	// as written), sorted ascending. It does not depend on input order.
+	// DataHash is the hex SHA-256 over the kept records in their canonical
+	// (output) order: the SHA-256 of the sha256sum-style manifest
+	// "<train sha256>  train.jsonl\n<validation sha256>  validation.jsonl\n",
+	// so `sha256sum train.jsonl validation.jsonl | sha256sum` in the output
+	// directory reproduces it. Same data and options give the same hash.
 	DataHash string `json:"data_hash"`
+	// TrainSHA256 and ValidationSHA256 are the hex SHA-256 of the files.
+	TrainSHA256      string `json:"train_sha256"`
+	ValidationSHA256 string `json:"validation_sha256"`
 
 	Format Format       `json:"format"`
 	Inputs []InputStats `json:"inputs"`

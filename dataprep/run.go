@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"math"
 	"os"
@@ -56,7 +55,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := p.run(ctx); err != nil {
 		return nil, fmt.Errorf("dataprep: %w", err)
 	}
-	rep := p.finishReport()
+	rep, err := p.finishReport()
+	if err != nil {
+		return nil, fmt.Errorf("dataprep: %w", err)
+	}
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("dataprep: encode report: %w", err)
@@ -165,7 +167,6 @@ type recResult struct {
 	score    float64
 	textOff  int // classifier text in the worker's buffer
 	textLen  int
-	digest   [sha256.Size]byte
 }
 
 // batch is a run of lines of one file, processed by one worker.
@@ -200,7 +201,6 @@ type pipeline struct {
 	lsh        *idTable
 	fileStarts []uint32
 	fileJSON   [][]byte
-	digests    [][sha256.Size]byte
 	qbuf       []byte
 }
 
@@ -402,11 +402,10 @@ type worker struct {
 	texts    []byte
 	textList [][]byte
 	scores   []float64
-	sha      hash.Hash
 }
 
 func newWorker(p *pipeline) *worker {
-	w := &worker{p: p, sha: sha256.New()}
+	w := &worker{p: p}
 	w.parser.format = p.opts.Format
 	if p.tox != nil {
 		w.ts.lex = p.tox.lex
@@ -416,8 +415,6 @@ func newWorker(p *pipeline) *worker {
 	}
 	return w
 }
-
-var splitNames = [2][]byte{[]byte("validation\n"), []byte("train\n")}
 
 func (w *worker) process(ctx context.Context, b *batch) {
 	p := w.p
@@ -534,27 +531,7 @@ func (w *worker) process(ctx context.Context, b *batch) {
 		case o.PII.Mode == PIIDrop && r.pii != [numPIIKinds]int32{}:
 			r.reason, r.detail = reasonPII, piiDetail(r.pii)
 		}
-		if r.reason != reasonNone {
-			continue
-		}
-		var out []byte
-		if r.outAlt {
-			out = b.alt[r.outOff : r.outOff+r.outLen]
-		} else {
-			out = b.data[r.outOff : r.outOff+r.outLen]
-		}
-		w.sha.Reset()
-		w.sha.Write(splitNames[b2i(r.train)])
-		w.sha.Write(out)
-		w.sha.Sum(r.digest[:0])
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // pii scans the text fields of a record, counts matches and, in redact
@@ -696,7 +673,6 @@ func (p *pipeline) consume(b *batch) error {
 			if err := dst.WriteByte('\n'); err != nil {
 				return fmt.Errorf("write output: %w", err)
 			}
-			p.digests = append(p.digests, r.digest)
 			if hasPII && (mode == PIIFlag || mode == PIIRedact) && p.wantFinding() {
 				action := "flagged"
 				if mode == PIIRedact {
@@ -776,14 +752,18 @@ func (p *pipeline) quarantine(b *batch, ln *lineRef, why reason, kind, detail st
 	return nil
 }
 
-func (p *pipeline) finishReport() *Report {
+func (p *pipeline) finishReport() (*Report, error) {
 	rep := &p.rep
-	slices.SortFunc(p.digests, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
-	h := sha256.New()
-	for i := range p.digests {
-		h.Write(p.digests[i][:])
+	var err error
+	if rep.TrainSHA256, err = p.out.train.hexSum(); err != nil {
+		return nil, err
 	}
-	rep.DataHash = hex.EncodeToString(h.Sum(nil))
+	if rep.ValidationSHA256, err = p.out.validation.hexSum(); err != nil {
+		return nil, err
+	}
+	manifest := fmt.Sprintf("%s  %s\n%s  %s\n", rep.TrainSHA256, TrainFile, rep.ValidationSHA256, ValidationFile)
+	sum := sha256.Sum256([]byte(manifest))
+	rep.DataHash = hex.EncodeToString(sum[:])
 	if p.mh != nil {
 		nd := p.opts.NearDup
 		rep.NearDup = &NearDupStats{Threshold: nd.Threshold, NumPerm: nd.NumPerm, Bands: p.mh.bands, Rows: p.mh.rows, Shingle: nd.Shingle, ShingleSize: nd.ShingleSize}
@@ -793,5 +773,5 @@ func (p *pipeline) finishReport() *Report {
 	for _, c := range rep.Checks {
 		rep.Passed = rep.Passed && c.Passed
 	}
-	return rep
+	return rep, nil
 }

@@ -44,8 +44,9 @@ type lexicon struct {
 	phrases     map[uint64]int32
 	phraseLens  uint32   // bit n: some phrase has n words
 	prefixTerms []string // all prefixes (to rebuild heads)
-	// filter has bit h>>48 set for the hash h of every word, prefix and
-	// phrase's last word: most words miss it and skip the map lookups.
+	// filter has bit h>>48 set for the hash h of every word entry and of
+	// the last word of every phrase: most words miss it and skip the map
+	// lookups.
 	filter [1 << 10]uint64
 }
 

@@ -112,6 +112,7 @@ func TestPIIScanner(t *testing.T) {
 		{"emails a@b.io, c_d@e-f.org", []string{"email:a@b.io", "email:c_d@e-f.org"}},
 		{"call +1 (555) 123-4567 now", []string{"phone:+1 (555) 123-4567"}},
 		{"call (555) 123-4567 or 555.123.4567", []string{"phone:(555) 123-4567", "phone:555.123.4567"}},
+		{"tel:(555)123-4567, +49 (0)30 1234567", []string{"phone:(555)123-4567", "phone:+49 (0)30 1234567"}},
 		{"uk +44 20 7946 0958; intl +14155552671", []string{"phone:+44 20 7946 0958", "phone:+14155552671"}},
 		{"phone: 1-800-555-0199.", []string{"phone:1-800-555-0199"}},
 		{"host 10.0.0.1:8080 and http://192.168.1.20/x", []string{"ip:10.0.0.1", "ip:192.168.1.20"}},
