@@ -1,0 +1,386 @@
+// Derived from api0040.go (same requests, v0.0.41 types).
+
+package rest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/slurm/rest/v0041"
+)
+
+// api0041 speaks openapi/v0.0.41 and its slurmdb half (Slurm 24.05 to
+// 25.05). It is api0040.go over v0.0.41's types; keep them in step.
+type api0041 struct{ c *Client }
+
+func (a *api0041) version() string { return V0041 }
+
+func errs0041(op string, status int, list *[]v0041.V0041OpenapiSlurmdbdJobsRespErrorsInner) *APIError {
+	if (list == nil || len(*list) == 0) && status < 400 {
+		return nil
+	}
+	e := &APIError{Op: op, Status: status}
+	if list != nil {
+		for _, x := range *list {
+			e.Errors = append(e.Errors, apiErr{Num: int(deref(x.ErrorNumber)), Error: deref(x.Error),
+				Description: deref(x.Description), Source: deref(x.Source)})
+		}
+	}
+	return e
+}
+
+// noChange reports the warning slurmrestd gives instead of job data when
+// nothing changed since update_time.
+func noChange0041(list *[]v0041.V0041OpenapiSlurmdbdJobsRespWarningsInner) bool {
+	if list == nil {
+		return false
+	}
+	for _, w := range *list {
+		if strings.Contains(deref(w.Description), "No job changes") {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *api0041) probe(ctx context.Context) (int, error) {
+	r, err := a.c.send(ctx, "ping", read, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041GetPingRequest(a.c.base)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return r.status, nil
+}
+
+func (a *api0041) ping(ctx context.Context) error {
+	const op = "ping"
+	r, err := a.c.send(ctx, op, read, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041GetPingRequest(a.c.base)
+	})
+	if err != nil {
+		return err
+	}
+	var out v0041.V0041OpenapiPingArrayResp
+	if err := decode(op, r, &out); err != nil {
+		return classifyErr(err)
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil {
+		return classify(e)
+	}
+	return nil
+}
+
+// desc0041 is the job description for s.
+func desc0041(s *jobSpec) (v0041.V0041JobDescMsg, error) {
+	str := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	num := func(v int) *int64 {
+		if v <= 0 {
+			return nil
+		}
+		n := int64(v)
+		return &n
+	}
+	env := s.envList()
+	p := v0041.V0041JobDescMsg{
+		Script:                  ptr(s.Script),
+		Environment:             &env,
+		Name:                    ptr(s.Name),
+		CurrentWorkingDirectory: ptr(s.WorkDir),
+		Comment:                 str(s.Comment),
+		StandardOutput:          str(s.Output),
+		StandardError:           str(s.Error),
+		StandardInput:           str(s.Input),
+		Partition:               str(s.Partition),
+		Account:                 str(s.Account),
+		Qos:                     str(s.QOS),
+		Reservation:             str(s.Reservation),
+		Dependency:              str(s.Dependency),
+		Tasks:                   num(s.Tasks),
+		TasksPerNode:            num(s.TasksPerNode),
+		CpusPerTask:             num(s.CPUsPerTask),
+		Constraints:             str(s.Constraints),
+		TresPerNode:             str(gresToTRES(s.Gres)),
+		Requeue:                 s.Requeue,
+	}
+	switch s.OpenMode {
+	case "append":
+		p.OpenMode = &[]v0041.V0041JobDescMsgOpenMode{v0041.APPEND}
+	case "truncate":
+		p.OpenMode = &[]v0041.V0041JobDescMsgOpenMode{v0041.TRUNCATE}
+	}
+	if s.KillOnInvalidDep != nil {
+		f := v0041.V0041JobDescMsgFlagsKILLINVALIDDEPENDENCY
+		if !*s.KillOnInvalidDep {
+			f = v0041.V0041JobDescMsgFlagsNOKILLINVALIDDEPENDENCY
+		}
+		p.Flags = &[]v0041.V0041JobDescMsgFlags{f}
+	}
+	if s.MinNodes > 0 {
+		p.MinimumNodes = num(s.MinNodes)
+		p.MaximumNodes = num(s.MaxNodes)
+	}
+	if s.MemPerNode != nil {
+		p.MemoryPerNode = &v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerRequiredMemoryPerCpu{Set: ptr(true), Number: ptr(*s.MemPerNode)}
+	}
+	if s.MemPerCPU != nil {
+		p.MemoryPerCpu = &v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerRequiredMemoryPerCpu{Set: ptr(true), Number: ptr(*s.MemPerCPU)}
+	}
+	switch {
+	case s.TimeLimit < 0:
+		p.TimeLimit = &v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerArrayTaskId{Infinite: ptr(true)}
+	case s.TimeLimit > 0:
+		p.TimeLimit = &v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerArrayTaskId{Set: ptr(true), Number: ptr(int64(s.TimeLimit))}
+	}
+	if s.Nodelist != "" {
+		p.RequiredNodes = &[]string{s.Nodelist}
+	}
+	if s.Exclude != "" {
+		p.ExcludedNodes = &[]string{s.Exclude}
+	}
+	if s.Exclusive {
+		p.Shared = &[]v0041.V0041JobDescMsgShared{v0041.V0041JobDescMsgSharedNone}
+	}
+	if s.Hold {
+		p.Hold = ptr(true)
+	}
+	return p, nil
+}
+
+func (a *api0041) submit(ctx context.Context, s *jobSpec) (string, error) {
+	const op = "submit"
+	desc, err := desc0041(s)
+	if err != nil {
+		return "", err
+	}
+	body := v0041.V0041JobSubmitReq{Job: &desc}
+	r, err := a.c.send(ctx, op, write, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041PostJobSubmitRequest(a.c.base, body)
+	})
+	if err != nil {
+		return "", err
+	}
+	var out v0041.V0041OpenapiJobSubmitResponse
+	if err := decode(op, r, &out); err != nil {
+		return "", submitDecodeErr(r, err)
+	}
+	if id := deref(out.JobId); id > 0 {
+		return strconv.Itoa(int(id)), nil
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil {
+		return "", classify(e)
+	}
+	return "", fmt.Errorf("%s: %w: slurmrestd answered HTTP %d without a job id", op, slurm.ErrSubmitUncertain, r.status)
+}
+
+func (a *api0041) list(ctx context.Context, since int64) (*listing, bool, error) {
+	const op = "list jobs"
+	params := &v0041.SlurmV0041GetJobsParams{}
+	if since > 0 {
+		params.UpdateTime = ptr(strconv.FormatInt(since, 10))
+	}
+	r, err := a.c.send(ctx, op, read, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041GetJobsRequest(a.c.base, params)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if r.status == http.StatusNotModified {
+		return nil, true, nil
+	}
+	var out v0041.V0041OpenapiJobInfoResp
+	if err := decode(op, r, &out); err != nil {
+		return nil, false, classifyErr(err)
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil {
+		return nil, false, classify(e)
+	}
+	if since > 0 && len(out.Jobs) == 0 && noChange0041(out.Warnings) {
+		return nil, true, nil
+	}
+	now := a.c.now()
+	l := &listing{}
+	if out.LastUpdate.Set == nil || *out.LastUpdate.Set {
+		l.next = deref(out.LastUpdate.Number)
+	}
+	for i := range out.Jobs {
+		l.jobs = append(l.jobs, job0041(&out.Jobs[i], now))
+	}
+	return l, false, nil
+}
+
+func job0041(j *v0041.V0041OpenapiJobInfoRespJobsInner, now time.Time) slurm.Job {
+	job := slurm.Job{
+		ID:       strconv.Itoa(int(deref(j.JobId))),
+		Name:     deref(j.Name),
+		State:    stateOf(deref(j.JobState)),
+		Reason:   deref(j.StateReason),
+		Restarts: int(deref(j.RestartCnt)),
+		Nodes:    deref(j.Nodes),
+		Comment:  deref(j.Comment),
+		Start:    unixTime(noVal0041(j.StartTime)),
+		End:      unixTime(noVal0041(j.EndTime)),
+		Source:   sourceController,
+	}
+	if ec := j.ExitCode; ec != nil {
+		job.ExitCode = int(noVal0041u32(ec.ReturnCode))
+		if ec.Signal != nil {
+			job.Signal = int(noVal0041u16(ec.Signal.Id))
+		}
+	}
+	finishJob(&job, now)
+	return job
+}
+
+func noVal0041(v *v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerRequiredMemoryPerCpu) int64 {
+	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
+		return 0
+	}
+	return deref(v.Number)
+}
+
+func noVal0041u32(v *v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerDerivedExitCodeReturnCode) int64 {
+	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
+		return 0
+	}
+	return deref(v.Number)
+}
+
+func noVal0041u16(v *v0041.V0041OpenapiSlurmdbdJobsRespJobsInnerDerivedExitCodeSignalId) int64 {
+	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
+		return 0
+	}
+	return deref(v.Number)
+}
+
+func (a *api0041) job(ctx context.Context, id string) (*slurm.Job, error) {
+	const op = "get job"
+	if _, err := jobID(id); err != nil {
+		return nil, err
+	}
+	r, err := a.c.send(ctx, op, read, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041GetJobRequest(a.c.base, id, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out v0041.V0041OpenapiJobInfoResp
+	if err := decode(op, r, &out); err != nil {
+		return nil, classifyErr(err)
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil {
+		if e.Has(errInvalidJobID) {
+			return nil, nil
+		}
+		return nil, classify(e)
+	}
+	for i := range out.Jobs {
+		if strconv.Itoa(int(deref(out.Jobs[i].JobId))) == id {
+			job := job0041(&out.Jobs[i], a.c.now())
+			return &job, nil
+		}
+	}
+	return nil, nil
+}
+
+func (a *api0041) db(ctx context.Context, q dbQuery) ([]slurm.Job, error) {
+	const op = "list accounting jobs"
+	params := &v0041.SlurmdbV0041GetJobsParams{SkipSteps: ptr("true")}
+	if len(q.ids) > 0 {
+		ids, err := idList(q.ids)
+		if err != nil {
+			return nil, err
+		}
+		params.Step = &ids
+	} else {
+		params.StartTime = ptr(dbSince(q.since))
+	}
+	r, err := a.c.send(ctx, op, read, func() (*http.Request, error) {
+		return v0041.NewSlurmdbV0041GetJobsRequest(a.c.base, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out v0041.V0041OpenapiSlurmdbdJobsResp
+	if err := decode(op, r, &out); err != nil {
+		if ae, ok := err.(*APIError); ok && dbUnavailable(r.status, ae) {
+			return nil, errNoDB
+		}
+		return nil, classifyErr(err)
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil {
+		if dbUnavailable(r.status, e) {
+			return nil, errNoDB
+		}
+		return nil, classify(e)
+	}
+	now := a.c.now()
+	var recs []slurm.Job
+	var submitted []int64
+	for i := range out.Jobs {
+		j := &out.Jobs[i]
+		job := slurm.Job{
+			ID:     strconv.Itoa(int(deref(j.JobId))),
+			Name:   deref(j.Name),
+			Nodes:  deref(j.Nodes),
+			Source: sourceAccounting,
+		}
+		if j.State != nil {
+			job.State = stateOf(deref(j.State.Current))
+			job.Reason = deref(j.State.Reason)
+		}
+		if j.Comment != nil {
+			job.Comment = deref(j.Comment.Job)
+		}
+		if ec := j.ExitCode; ec != nil {
+			job.ExitCode = int(noVal0041u32(ec.ReturnCode))
+			if ec.Signal != nil {
+				job.Signal = int(noVal0041u16(ec.Signal.Id))
+			}
+		}
+		var sub int64
+		if t := j.Time; t != nil {
+			job.Start = unixTime(deref(t.Start))
+			job.End = unixTime(deref(t.End))
+			sub = deref(t.Submission)
+		}
+		finishJob(&job, now)
+		if j.Time != nil && j.Time.Elapsed != nil && job.State.Terminal() {
+			job.Elapsed = secs(int64(*j.Time.Elapsed))
+		}
+		recs = append(recs, job)
+		submitted = append(submitted, sub)
+	}
+	return newest(recs, submitted), nil
+}
+
+func (a *api0041) cancel(ctx context.Context, id string) error {
+	op := "cancel job " + id
+	if _, err := jobID(id); err != nil {
+		return err
+	}
+	r, err := a.c.send(ctx, op, read, func() (*http.Request, error) {
+		return v0041.NewSlurmV0041DeleteJobRequest(a.c.base, id, nil)
+	})
+	if err != nil {
+		return err
+	}
+	var out v0041.V0041OpenapiResp
+	if err := decode(op, r, &out); err != nil {
+		return classifyErr(err)
+	}
+	if e := errs0041(op, r.status, out.Errors); e != nil && !e.Has(errInvalidJobID) && !e.Has(errAlreadyDone) {
+		return classify(e)
+	}
+	return nil
+}
