@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the sqlite3 driver
+	"github.com/mattn/go-sqlite3" // registers the sqlite3 driver
 )
 
 // Store is an open slurmtune database.
@@ -65,6 +65,21 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	db.SetMaxOpenConns(4)
+	// Connecting runs PRAGMA journal_mode, which SQLite fails at once, without
+	// waiting on busy_timeout, when two processes switch a new database to
+	// WAL together: the loser tries again.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		err := db.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		var se sqlite3.Error
+		if !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			db.Close()
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	s := &Store{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -106,6 +121,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	for i := v; i < len(migrations); i++ {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
+			// Another process may have migrated since the version was read:
+			// look again under the write lock.
+			var cur int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+				return err
+			}
+			if cur > i {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return err
 			}
