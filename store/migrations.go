@@ -68,4 +68,14 @@ var migrations = []string{
 		at     INTEGER NOT NULL,
 		PRIMARY KEY (run_id, stage, name)
 	);`,
+	// 3: crash safety and cron: how to reach a run's cluster again, the
+	// inputs' fingerprint, who is submitting a run, and per-stage submit
+	// intents recorded before each sbatch.
+	`ALTER TABLE runs ADD COLUMN cluster_config TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN submission TEXT NOT NULL DEFAULT 'complete';
+	ALTER TABLE runs ADD COLUMN submitter TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+	ALTER TABLE stages ADD COLUMN intent_at INTEGER;
+	CREATE INDEX runs_fingerprint ON runs(fingerprint);`,
 }

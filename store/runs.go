@@ -32,10 +32,22 @@ type Run struct {
 	Cluster      string
 	State        string
 	Cancelled    bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	EndedAt      time.Time
-	Stages       []Stage
+	// ClusterConfig is how to reach the run's cluster again (JSON of the
+	// pipeline's cluster section).
+	ClusterConfig string
+	// Fingerprint identifies the run's inputs (submit --if-changed).
+	Fingerprint string
+	// Submission is "submitting" while its jobs are being submitted,
+	// "complete" after, "interrupted" when the submitter died part-way.
+	Submission string
+	// Submitter is host:pid of the process submitting the run.
+	Submitter string
+	// Reason says why a run failed outside Slurm (e.g. interrupted submission).
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	EndedAt   time.Time
+	Stages    []Stage
 }
 
 // Stage is one stage of a run and its current Slurm job.
@@ -107,21 +119,31 @@ func DeriveState(cancelled bool, stages []Stage) string {
 func (s *Store) CreateRun(ctx context.Context, r Run, stages []string) error {
 	now := time.Now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, name, pipeline_file, run_dir, transport, cluster, state, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Name, r.PipelineFile, r.RunDir, r.Transport, r.Cluster, RunPending, ms(now), ms(now))
-		if err != nil {
-			return err
-		}
-		for i, st := range stages {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO stages (run_id, name, position, state, updated_at) VALUES (?, ?, ?, ?, ?)`,
-				r.ID, st, i, StateNotSubmitted, ms(now)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return insertRun(ctx, tx, r, stages, now)
 	})
 	if err != nil {
 		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func insertRun(ctx context.Context, tx *sql.Tx, r Run, stages []string, now time.Time) error {
+	submission := r.Submission
+	if submission == "" {
+		submission = SubmissionSubmitting
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, name, pipeline_file, run_dir, transport, cluster, state, created_at, updated_at,
+		cluster_config, fingerprint, submission, submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Name, r.PipelineFile, r.RunDir, r.Transport, r.Cluster, RunPending, ms(now), ms(now),
+		r.ClusterConfig, r.Fingerprint, submission, r.Submitter)
+	if err != nil {
+		return err
+	}
+	for i, st := range stages {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO stages (run_id, name, position, state, updated_at) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, st, i, StateNotSubmitted, ms(now)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -137,11 +159,15 @@ func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobI
 		}
 		attempt++
 		if _, err := tx.ExecContext(ctx, `UPDATE stages SET job_id = ?, attempt = ?, state = ?, reason = '', exit_code = NULL, signal = 0,
-			restarts = 0, nodes = '', elapsed_s = 0, started_at = NULL, ended_at = NULL, updated_at = ? WHERE run_id = ? AND name = ?`,
+			restarts = 0, nodes = '', elapsed_s = 0, started_at = NULL, ended_at = NULL, intent_at = NULL, updated_at = ? WHERE run_id = ? AND name = ?`,
 			jobID, attempt, string(slurm.StatePending), ms(now), runID, stage); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_id, cluster, run_id, stage, attempt, state, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		// Slurm reuses job ids (MaxJobId wraps, a cluster is rebuilt): the
+		// newest submission owns the id.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_id, cluster, run_id, stage, attempt, state, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (cluster, job_id) DO UPDATE SET run_id = excluded.run_id, stage = excluded.stage, attempt = excluded.attempt,
+			state = excluded.state, submitted_at = excluded.submitted_at`,
 			jobID, cluster, runID, stage, attempt, string(slurm.StatePending), ms(now)); err != nil {
 			return err
 		}
@@ -160,11 +186,14 @@ func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobI
 // TrackedJob is a job slurmtune still has to hear the end of.
 type TrackedJob struct {
 	RunID, Stage, JobID string
+	// ClusterConfig is the run's cluster section (JSON): how to reach it.
+	ClusterConfig string
 }
 
 // LiveJobs lists the current jobs of all stages that have not ended.
 func (s *Store) LiveJobs(ctx context.Context) ([]TrackedJob, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT run_id, name, job_id, state FROM stages WHERE job_id != '' ORDER BY run_id, position`)
+	rows, err := s.db.QueryContext(ctx, `SELECT s.run_id, s.name, s.job_id, s.state, r.cluster_config FROM stages s JOIN runs r ON r.id = s.run_id
+		WHERE s.job_id != '' ORDER BY s.run_id, s.position`)
 	if err != nil {
 		return nil, fmt.Errorf("live jobs: %w", err)
 	}
@@ -173,7 +202,7 @@ func (s *Store) LiveJobs(ctx context.Context) ([]TrackedJob, error) {
 	for rows.Next() {
 		var t TrackedJob
 		var state string
-		if err := rows.Scan(&t.RunID, &t.Stage, &t.JobID, &state); err != nil {
+		if err := rows.Scan(&t.RunID, &t.Stage, &t.JobID, &state, &t.ClusterConfig); err != nil {
 			return nil, fmt.Errorf("live jobs: %w", err)
 		}
 		if !slurm.State(state).Terminal() {
@@ -255,8 +284,8 @@ func (s *Store) MarkCancelled(ctx context.Context, runID string) error {
 
 func (s *Store) refreshRunState(ctx context.Context, tx *sql.Tx, runID string, now time.Time) error {
 	var cancelled bool
-	var old string
-	if err := tx.QueryRowContext(ctx, `SELECT cancelled, state FROM runs WHERE id = ?`, runID).Scan(&cancelled, &old); err != nil {
+	var old, submission string
+	if err := tx.QueryRowContext(ctx, `SELECT cancelled, state, submission FROM runs WHERE id = ?`, runID).Scan(&cancelled, &old, &submission); err != nil {
 		return err
 	}
 	stages, err := loadStages(ctx, tx, runID)
@@ -265,6 +294,9 @@ func (s *Store) refreshRunState(ctx context.Context, tx *sql.Tx, runID string, n
 	}
 	r := Run{Stages: stages}
 	state := DeriveState(cancelled, stages)
+	if submission == SubmissionInterrupted && state != RunCancelled {
+		state = RunFailed
+	}
 	var ended sql.NullInt64
 	if r.Ended() {
 		ended = nullMs(now)
@@ -307,7 +339,10 @@ func loadStages(ctx context.Context, q querier, runID string) ([]Stage, error) {
 
 // GetRun loads one run with its stages. id may be a unique prefix.
 func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
-	rows, err := s.db.QueryContext(ctx, runSelect+` WHERE id = ? OR id LIKE ? ESCAPE '\' ORDER BY id LIMIT 2`, id, escapeLike(id)+"%")
+	if id == "" {
+		return nil, fmt.Errorf("run: %w (no id given)", ErrNotFound)
+	}
+	rows, err := s.db.QueryContext(ctx, runSelect+` WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2`, len(id), id)
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
 	}
@@ -346,7 +381,8 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
 	return runs, nil
 }
 
-const runSelect = `SELECT id, name, pipeline_file, run_dir, transport, cluster, state, cancelled, created_at, updated_at, ended_at FROM runs`
+const runSelect = `SELECT id, name, pipeline_file, run_dir, transport, cluster, state, cancelled, created_at, updated_at, ended_at,
+	cluster_config, fingerprint, submission, submitter, reason FROM runs`
 
 func (s *Store) scanRuns(ctx context.Context, rows *sql.Rows) ([]*Run, error) {
 	var runs []*Run
@@ -355,7 +391,7 @@ func (s *Store) scanRuns(ctx context.Context, rows *sql.Rows) ([]*Run, error) {
 		var created, updated int64
 		var ended sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Name, &r.PipelineFile, &r.RunDir, &r.Transport, &r.Cluster, &r.State, &r.Cancelled,
-			&created, &updated, &ended); err != nil {
+			&created, &updated, &ended, &r.ClusterConfig, &r.Fingerprint, &r.Submission, &r.Submitter, &r.Reason); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -374,17 +410,6 @@ func (s *Store) scanRuns(ctx context.Context, rows *sql.Rows) ([]*Run, error) {
 		r.Stages = st
 	}
 	return runs, nil
-}
-
-func escapeLike(s string) string {
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if r == '%' || r == '_' || r == '\\' {
-			out = append(out, '\\')
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }
 
 // Transition is one recorded state change.

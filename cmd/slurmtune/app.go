@@ -6,15 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/slurm"
-	"github.com/slurmtune/slurmtune/slurm/local"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
 )
@@ -55,6 +51,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			prepCommand(),
 			gateCommand(),
 			routerCommand(),
+			exporterCommand(),
+			retryCommand(),
+			dbCommand(),
 		},
 	}
 }
@@ -101,55 +100,6 @@ func loadPipeline(c *cli.Context) (*jobs.Pipeline, error) {
 	return jobs.Load(c.Args().First(), jobs.LoadOptions{Sets: c.StringSlice("set")})
 }
 
-// cluster is a connected transport.
-type cluster struct {
-	client    slurm.Client
-	fs        slurm.FileSystem
-	transport string
-	name      string
-	slurmtune string
-	close     func() error
-}
-
-// connect opens the transport a pipeline (or a recorded run) names.
-func connect(ctx context.Context, e *env, p *jobs.Pipeline) (*cluster, error) {
-	switch p.Cluster.Transport {
-	case "local":
-		bin := p.Cluster.Slurmtune
-		if bin == "" {
-			exe, err := os.Executable()
-			if err != nil {
-				return nil, fmt.Errorf("find slurmtune binary: %w", err)
-			}
-			if exe, err = filepath.EvalSymlinks(exe); err != nil {
-				return nil, fmt.Errorf("find slurmtune binary: %w", err)
-			}
-			bin = exe
-		}
-		return &cluster{client: local.NewClient(), fs: local.FS{}, transport: "local", name: clusterName(), slurmtune: bin, close: func() error { return nil }}, nil
-	}
-	return nil, fmt.Errorf("cluster.transport %q is not available in this build", p.Cluster.Transport)
-}
-
-// clusterName names the local cluster by its slurm.conf, for the record.
-func clusterName() string {
-	conf := os.Getenv("SLURM_CONF")
-	if conf == "" {
-		conf = "/etc/slurm/slurm.conf"
-	}
-	data, err := os.ReadFile(conf)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), "ClusterName") {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
 // service builds the chain service for a connected cluster.
 func (e *env) service(st *store.Store, cl *cluster) (*chain.Service, error) {
 	ts, err := templates.New()
@@ -157,13 +107,5 @@ func (e *env) service(st *store.Store, cl *cluster) (*chain.Service, error) {
 		return nil, err
 	}
 	return &chain.Service{Client: cl.client, FS: cl.fs, Store: st, Templates: ts, Log: e.log,
-		Transport: cl.transport, Cluster: cl.name, Slurmtune: cl.slurmtune}, nil
-}
-
-// connectForRuns connects to the cluster the stored runs used. Runs record
-// their pipeline file's snapshot in their run directory; the local transport
-// needs nothing more.
-func connectForRuns(ctx context.Context, e *env, st *store.Store) (*cluster, error) {
-	p := &jobs.Pipeline{Cluster: jobs.Cluster{Transport: "local"}}
-	return connect(ctx, e, p)
+		Transport: cl.transport, Cluster: cl.name, ClusterConfig: cl.config, Slurmtune: cl.slurmtune}, nil
 }

@@ -31,16 +31,20 @@ func cancelRun(ctx context.Context, e *env, runID string) error {
 		return err
 	}
 	defer st.Close()
-	cl, err := connectForRuns(ctx, e, st)
+	run, err := st.GetRun(ctx, runID)
 	if err != nil {
 		return err
 	}
-	defer cl.close()
-	svc, err := e.service(st, cl)
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	if _, err := cs.refresh(ctx); err != nil {
+		e.log.Warn("could not refresh from Slurm before cancelling", "err", err)
+	}
+	svc, err := cs.service(ctx, run.ClusterConfig)
 	if err != nil {
 		return err
 	}
-	r, err := svc.Cancel(ctx, runID)
+	r, err := svc.Cancel(ctx, run.ID)
 	if err != nil {
 		return err
 	}

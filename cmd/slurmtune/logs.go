@@ -64,11 +64,12 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		}
 		return usagef("run %s has no stage %q (stages: %v)", r.ID, o.stage, names)
 	}
-	cl, err := connectForRuns(ctx, e, st)
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	cl, err := cs.get(ctx, r.ClusterConfig)
 	if err != nil {
 		return err
 	}
-	defer cl.close()
 	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
 	var off int64
 	const chunk = 1 << 20
@@ -95,11 +96,7 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		if !o.follow {
 			return nil
 		}
-		svc, err := e.service(st, cl)
-		if err != nil {
-			return err
-		}
-		if _, err := svc.Sync(ctx); err != nil {
+		if _, err := cs.refresh(ctx); err != nil {
 			e.log.Warn("could not refresh from Slurm", "err", err)
 		}
 		cur, err := st.GetRun(ctx, r.ID)

@@ -36,11 +36,11 @@ func renderCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := connect(c.Context, e, p)
+			bin, err := slurmtuneOnCluster(p.Cluster)
 			if err != nil {
 				return err
 			}
-			return render(e, p, renderOptions{outDir: c.String("output"), slurmtune: cl.slurmtune})
+			return render(e, p, renderOptions{outDir: c.String("output"), slurmtune: bin})
 		},
 	}
 }

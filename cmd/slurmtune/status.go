@@ -72,17 +72,9 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 // syncQuietly refreshes from Slurm; when the cluster cannot be asked, status
 // still shows what the database knows, with a warning.
 func syncQuietly(ctx context.Context, e *env, st *store.Store) {
-	cl, err := connectForRuns(ctx, e, st)
-	if err == nil {
-		defer cl.close()
-		s, serr := e.service(st, cl)
-		if serr == nil {
-			_, err = s.Sync(ctx)
-		} else {
-			err = serr
-		}
-	}
-	if err != nil {
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	if _, err := cs.refresh(ctx); err != nil {
 		e.log.Warn("could not refresh from Slurm; showing the last known state", "err", err)
 	}
 }

@@ -8,13 +8,15 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/chain"
 	"github.com/slurmtune/slurmtune/store"
 )
 
 type submitOptions struct {
-	wait     bool
-	json     bool
-	interval time.Duration
+	wait      bool
+	json      bool
+	ifChanged bool
+	interval  time.Duration
 }
 
 func submitCommand() *cli.Command {
@@ -27,6 +29,7 @@ func submitCommand() *cli.Command {
 			&cli.BoolFlag{Name: "wait", Usage: "show progress until the run ends; exit 0 only if it succeeded"},
 			&cli.BoolFlag{Name: "json", Usage: `print {"run": ID, "jobs": {STAGE: JOBID}}`},
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "how often --wait asks Slurm"},
+			&cli.BoolFlag{Name: "if-changed", Usage: "for cron: skip (exit 0) when a run with the same inputs is in flight or succeeded"},
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
@@ -37,7 +40,7 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return submit(c, e, p, submitOptions{wait: c.Bool("wait"), json: c.Bool("json"), interval: c.Duration("interval")})
+			return submit(c, e, p, submitOptions{wait: c.Bool("wait"), json: c.Bool("json"), ifChanged: c.Bool("if-changed"), interval: c.Duration("interval")})
 		},
 	}
 }
@@ -49,18 +52,34 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	defer st.Close()
-	cl, err := connect(ctx, e, p)
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	// Finish what an earlier, killed slurmtune left before adding to it.
+	if _, err := cs.refresh(ctx); err != nil {
+		e.log.Warn("could not reconcile and refresh earlier runs", "err", err)
+	}
+	cl, err := connect(ctx, e, p.Cluster)
 	if err != nil {
 		return err
 	}
-	defer cl.close()
+	cs.conns[cl.config] = cl
 	svc, err := e.service(st, cl)
 	if err != nil {
 		return err
 	}
-	res, err := svc.Submit(ctx, p)
+	opts := chain.SubmitOptions{IfChanged: o.ifChanged}
+	if o.ifChanged {
+		if opts.Fingerprint, err = chain.Fingerprint(p); err != nil {
+			return err
+		}
+	}
+	res, err := svc.Submit(ctx, p, opts)
 	if err != nil {
 		return err
+	}
+	if res.Skipped != nil {
+		fmt.Fprintf(e.stdout, "skipped: run %s has the same inputs\n", res.Skipped.ID)
+		return nil
 	}
 	if o.json {
 		out := struct {

@@ -27,16 +27,9 @@ func syncRuns(ctx context.Context, e *env) error {
 		return err
 	}
 	defer st.Close()
-	cl, err := connectForRuns(ctx, e, st)
-	if err != nil {
-		return err
-	}
-	defer cl.close()
-	svc, err := e.service(st, cl)
-	if err != nil {
-		return err
-	}
-	res, err := svc.Sync(ctx)
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	res, err := cs.refresh(ctx)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -29,8 +30,9 @@ type Service struct {
 	Store     *store.Store
 	Templates *templates.Set
 	Log       *slog.Logger
-	// Transport and Cluster are recorded with every run.
-	Transport, Cluster string
+	// Transport, Cluster and ClusterConfig (JSON of the pipeline's cluster
+	// section) are recorded with every run.
+	Transport, Cluster, ClusterConfig string
 	// Slurmtune is the slurmtune binary as compute nodes see it.
 	Slurmtune string
 	// Now is the clock (tests may replace it).
@@ -67,6 +69,9 @@ func NewRunID(name string, now time.Time) string {
 type Submitted struct {
 	Run  *store.Run
 	Jobs map[string]string // stage -> Slurm job id
+	// Skipped is the existing run with the same inputs when an IfChanged
+	// submission was skipped.
+	Skipped *store.Run
 }
 
 // Prepared is a rendered run, not yet written anywhere.
@@ -101,36 +106,44 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files}, nil
 }
 
-// Submit renders p, writes the run directory, records the run and submits
-// its stages as one dependency chain. If a submission fails part-way, the
-// jobs already submitted are cancelled and the error says so.
-func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline) (*Submitted, error) {
+// SubmitOptions changes how Submit treats a run.
+type SubmitOptions struct {
+	// IfChanged skips the submission when a run with the same fingerprint
+	// is in flight or succeeded.
+	IfChanged bool
+	// Fingerprint identifies the inputs (see Fingerprint).
+	Fingerprint string
+}
+
+// Submit renders p, records the run, writes the run directory and submits
+// its stages as one dependency chain. Before each sbatch the intent is
+// recorded, so a crash at any point is reconciled by the next command. If a
+// submission fails part-way, the jobs already submitted are cancelled and
+// the run is marked interrupted. With IfChanged, Submitted.Skipped is the
+// existing run and nothing is submitted.
+func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptions) (*Submitted, error) {
 	prep, err := s.Prepare(p)
 	if err != nil {
 		return nil, err
 	}
-	l := templates.LayoutOf(prep.Dir)
-	for _, d := range []string{l.Dir, l.Logs} {
-		if err := s.FS.MkdirAll(ctx, d, 0o755); err != nil {
-			return nil, fmt.Errorf("create run directory: %w", err)
+	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
+		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
+	if opts.IfChanged {
+		existing, err := s.Store.ClaimRun(ctx, run, p.Stages())
+		if err != nil {
+			return nil, err
 		}
-	}
-	for path, data := range prep.files {
-		mode := fs.FileMode(0o644)
-		if strings.HasSuffix(path, ".sbatch") {
-			mode = fs.FileMode(0o755)
+		if existing != nil {
+			return &Submitted{Skipped: existing}, nil
 		}
-		if err := s.FS.WriteFile(ctx, path, data, mode); err != nil {
-			return nil, fmt.Errorf("write run directory: %w", err)
-		}
-	}
-	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster}
-	if err := s.Store.CreateRun(ctx, run, p.Stages()); err != nil {
+	} else if err := s.Store.CreateRun(ctx, run, p.Stages()); err != nil {
 		return nil, err
 	}
+	if err := s.writeRunDir(ctx, prep); err != nil {
+		return nil, s.interrupted(ctx, prep.ID, nil, err)
+	}
 	out := &Submitted{Jobs: map[string]string{}}
-	var prev []string
-	var submitted []string
+	var prev, submitted []string
 	for _, sc := range prep.Scripts {
 		req := slurm.SubmitRequest{
 			Script:     sc.Body,
@@ -140,28 +153,16 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline) (*Submitted, err
 			Comment:    templates.Comment(prep.ID, sc.Stage),
 			ExtraArgs:  []string{"--output=" + sc.Log},
 		}
-		id, err := s.Client.Submit(ctx, req)
+		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
 		if err != nil {
-			err = fmt.Errorf("submit %s stage: %w", sc.Stage, err)
-			if len(submitted) > 0 {
-				// Leave nothing half-done: the chain cannot finish without this stage.
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				cerr := s.Client.Cancel(cctx, submitted)
-				cancel()
-				if cerr != nil {
-					return nil, fmt.Errorf("%w; cancelling the jobs already submitted (%s) also failed: %v", err, strings.Join(submitted, ","), cerr)
-				}
-				s.Log.Warn("cancelled the jobs already submitted for this run", "run", prep.ID, "jobs", strings.Join(submitted, ","))
-			}
-			return nil, err
+			return nil, s.interrupted(ctx, prep.ID, submitted, fmt.Errorf("submit %s stage: %w", sc.Stage, err))
 		}
-		if err := s.Store.RecordSubmitted(ctx, prep.ID, sc.Stage, s.Cluster, id); err != nil {
-			return nil, err
-		}
-		s.Log.Info("submitted", "run", prep.ID, "stage", sc.Stage, "job", id)
 		out.Jobs[sc.Stage] = id
 		submitted = append(submitted, id)
 		prev = []string{id}
+	}
+	if err := s.Store.FinishSubmission(ctx, prep.ID, store.SubmissionComplete, ""); err != nil {
+		return nil, err
 	}
 	r, err := s.Store.GetRun(ctx, prep.ID)
 	if err != nil {
@@ -169,6 +170,107 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline) (*Submitted, err
 	}
 	out.Run = r
 	return out, nil
+}
+
+func (s *Service) writeRunDir(ctx context.Context, prep *Prepared) error {
+	l := templates.LayoutOf(prep.Dir)
+	for _, d := range []string{l.Dir, l.Logs} {
+		if err := s.FS.MkdirAll(ctx, d, 0o755); err != nil {
+			return fmt.Errorf("create run directory: %w", err)
+		}
+	}
+	paths := make([]string, 0, len(prep.files))
+	for path := range prep.files {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		mode := fs.FileMode(0o644)
+		if strings.HasSuffix(path, ".sbatch") {
+			mode = fs.FileMode(0o755)
+		}
+		if err := s.FS.WriteFile(ctx, path, prep.files[path], mode); err != nil {
+			return fmt.Errorf("write run directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// submitStage records the intent, runs sbatch and records the job. A
+// submit whose outcome is unknown is looked up by its comment tag before
+// anything else happens, so a stage is never submitted twice.
+func (s *Service) submitStage(ctx context.Context, runID, stage string, req slurm.SubmitRequest) (string, error) {
+	if err := s.Store.RecordIntent(ctx, runID, stage); err != nil {
+		return "", err
+	}
+	id, err := s.Client.Submit(ctx, req)
+	if errors.Is(err, slurm.ErrSubmitUncertain) {
+		s.Log.Warn("submit outcome unknown; looking the job up by its tag", "run", runID, "stage", stage, "tag", req.Comment)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		found, lerr := s.findTagged(lctx, req.Comment)
+		cancel()
+		switch {
+		case lerr != nil:
+			return "", fmt.Errorf("%w; looking it up by tag %s also failed (the next command reconciles): %v", err, req.Comment, lerr)
+		case found != "":
+			id, err = found, nil
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, slurm.ErrSubmitUncertain) {
+			// sbatch answered: nothing reached Slurm.
+			if cerr := s.Store.ClearIntent(context.WithoutCancel(ctx), runID, stage); cerr != nil {
+				s.Log.Warn("clear intent", "err", cerr)
+			}
+		}
+		return "", err
+	}
+	if err := s.Store.RecordSubmitted(ctx, runID, stage, s.Cluster, id); err != nil {
+		return "", err
+	}
+	s.Log.Info("submitted", "run", runID, "stage", stage, "job", id)
+	return id, nil
+}
+
+// findTagged returns the id of the job carrying exactly this comment tag.
+func (s *Service) findTagged(ctx context.Context, tag string) (string, error) {
+	js, err := s.Client.JobsByComment(ctx, tag)
+	if err != nil {
+		return "", err
+	}
+	for _, j := range js {
+		if j.Comment == tag {
+			return j.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// interrupted cancels what a failed submission already submitted and marks
+// the run interrupted, so it is FAILED rather than stuck.
+func (s *Service) interrupted(ctx context.Context, runID string, submitted []string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if len(submitted) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cerr := s.Client.Cancel(cctx, submitted)
+		cancel()
+		if cerr != nil {
+			cause = fmt.Errorf("%w; cancelling the jobs already submitted (%s) also failed: %v", cause, strings.Join(submitted, ","), cerr)
+		} else {
+			s.Log.Warn("cancelled the jobs already submitted for this run", "run", runID, "jobs", strings.Join(submitted, ","))
+		}
+	}
+	if err := s.Store.FinishSubmission(ctx, runID, store.SubmissionInterrupted, oneLine(cause.Error())); err != nil {
+		s.Log.Warn("record interrupted submission", "run", runID, "err", err)
+	}
+	return cause
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // SyncResult says what one refresh did.
@@ -179,12 +281,18 @@ type SyncResult struct {
 }
 
 // Sync asks Slurm about every tracked live job at once and records what
-// changed.
+// changed. All tracked jobs are taken to be on this service's cluster.
 func (s *Service) Sync(ctx context.Context) (SyncResult, error) {
 	live, err := s.Store.LiveJobs(ctx)
 	if err != nil {
 		return SyncResult{}, err
 	}
+	return s.SyncJobs(ctx, live)
+}
+
+// SyncJobs asks Slurm about the given tracked jobs with one refresh and
+// records what changed.
+func (s *Service) SyncJobs(ctx context.Context, live []store.TrackedJob) (SyncResult, error) {
 	res := SyncResult{Tracked: len(live)}
 	if len(live) == 0 {
 		return res, nil
@@ -252,7 +360,13 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*store.Run, error) 
 	if err := s.Store.MarkCancelled(ctx, r.ID); err != nil {
 		return nil, err
 	}
-	if _, err := s.Sync(ctx); err != nil {
+	var tracked []store.TrackedJob
+	for _, st := range r.Stages {
+		if st.JobID != "" && !st.Terminal() {
+			tracked = append(tracked, store.TrackedJob{RunID: r.ID, Stage: st.Name, JobID: st.JobID})
+		}
+	}
+	if _, err := s.SyncJobs(ctx, tracked); err != nil {
 		s.Log.Warn("sync after cancel", "err", err)
 	}
 	return s.Store.GetRun(ctx, r.ID)

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/slurm/cmdline"
+	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/slurm/rest"
+	sshx "github.com/slurmtune/slurmtune/slurm/ssh"
+	"github.com/slurmtune/slurmtune/store"
+)
+
+// cluster is a connected transport.
+type cluster struct {
+	client    slurm.Client
+	fs        slurm.FileSystem
+	runner    cmdline.Runner // Slurm's commands where they run; nil for REST without SSH
+	transport string
+	name      string
+	// config is the pipeline's cluster section as JSON, recorded with
+	// every run so later commands can reach the same cluster.
+	config    string
+	slurmtune string
+	close     func() error
+}
+
+// connect opens the transport a pipeline's cluster section names:
+//   - local: Slurm's commands on this host, files on this host;
+//   - ssh: Slurm's commands over one SSH connection, files over SFTP on it;
+//   - rest: slurmrestd for jobs; files over SSH when cluster.ssh.host is set,
+//     else on this host (the run directory must be on a filesystem shared
+//     with the cluster).
+func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
+	cfg, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	cl := &cluster{transport: c.Transport, config: string(cfg), slurmtune: c.Slurmtune, close: func() error { return nil }}
+	var conn *sshx.Conn
+	if c.Transport == "ssh" || c.Transport == "rest" && c.SSH.Host != "" {
+		conn, err = sshx.Dial(ctx, sshx.Config{Host: c.SSH.Host, Port: c.SSH.Port, User: c.SSH.User,
+			IdentityFile: c.SSH.IdentityFile, KnownHosts: c.SSH.KnownHosts, ProxyJump: c.SSH.ProxyJump})
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", c.SSH.Host, err)
+		}
+		cl.close = conn.Close
+		cl.fs, cl.runner = conn, conn
+	} else {
+		cl.fs, cl.runner = local.FS{}, local.Runner{}
+	}
+	switch c.Transport {
+	case "local", "ssh":
+		cl.client = cmdline.New(cl.runner)
+		if c.Transport == "local" {
+			cl.name = localClusterName()
+		} else {
+			cl.name = c.SSH.Host
+		}
+	case "rest":
+		url := c.REST.URL
+		if url == "" {
+			url = os.Getenv("SLURMTUNE_REST_URL")
+		}
+		runner := cl.runner
+		rc, err := rest.New(rest.Config{URL: url, User: c.REST.User, TokenFile: c.REST.TokenFile,
+			TokenSource: func(ctx context.Context) (string, error) {
+				out, err := runner.Run(ctx, cmdline.Command{Argv: []string{"scontrol", "token", "lifespan=3600"}})
+				if err != nil {
+					return "", fmt.Errorf("scontrol token: %w", err)
+				}
+				return string(out), nil
+			}})
+		if err != nil {
+			cl.close()
+			return nil, err
+		}
+		cl.client, cl.name = rc, url
+	default:
+		cl.close()
+		return nil, fmt.Errorf("unknown cluster.transport %q", c.Transport)
+	}
+	if cl.slurmtune, err = slurmtuneOnCluster(c); err != nil {
+		cl.close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// slurmtuneOnCluster is the slurmtune binary as compute nodes see it:
+// cluster.slurmtune, else this very binary for the local transport (the
+// login node and compute nodes share its filesystem), else "slurmtune" on
+// the cluster's PATH.
+func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
+	switch {
+	case c.Slurmtune != "":
+		return c.Slurmtune, nil
+	case c.Transport != "local":
+		return "slurmtune", nil
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find slurmtune binary: %w", err)
+	}
+	return exe, nil
+}
+
+func isUnavailable(err error) bool { return errors.Is(err, slurm.ErrUnavailable) }
+
+// localClusterName names the local cluster by its slurm.conf, for the record.
+func localClusterName() string {
+	conf := os.Getenv("SLURM_CONF")
+	if conf == "" {
+		conf = "/etc/slurm/slurm.conf"
+	}
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "ClusterName") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// clusterOfRun is the cluster section a run was submitted with (runs from
+// before it was recorded used the local transport).
+func clusterOfRun(config string) (jobs.Cluster, error) {
+	var c jobs.Cluster
+	if config == "" {
+		return jobs.Cluster{Transport: "local"}, nil
+	}
+	if err := json.Unmarshal([]byte(config), &c); err != nil {
+		return c, fmt.Errorf("recorded cluster configuration: %w", err)
+	}
+	return c, nil
+}
+
+// clusterSet keeps one connection per distinct cluster configuration for
+// the duration of a command.
+type clusterSet struct {
+	e     *env
+	st    *store.Store
+	conns map[string]*cluster
+}
+
+func newClusterSet(e *env, st *store.Store) *clusterSet {
+	return &clusterSet{e: e, st: st, conns: map[string]*cluster{}}
+}
+
+func (cs *clusterSet) get(ctx context.Context, config string) (*cluster, error) {
+	if cl, ok := cs.conns[config]; ok {
+		return cl, nil
+	}
+	c, err := clusterOfRun(config)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := connect(ctx, cs.e, c)
+	if err != nil {
+		return nil, err
+	}
+	cs.conns[config] = cl
+	return cl, nil
+}
+
+func (cs *clusterSet) service(ctx context.Context, config string) (*chain.Service, error) {
+	cl, err := cs.get(ctx, config)
+	if err != nil {
+		return nil, err
+	}
+	return cs.e.service(cs.st, cl)
+}
+
+func (cs *clusterSet) close() {
+	for _, cl := range cs.conns {
+		cl.close()
+	}
+}
+
+// refresh reconciles interrupted submissions and syncs every tracked live
+// job, one constant-size refresh per cluster.
+func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
+	var total chain.SyncResult
+	submitting, err := cs.st.SubmittingRuns(ctx)
+	if err != nil {
+		return total, err
+	}
+	configs := map[string]bool{}
+	for _, r := range submitting {
+		configs[r.ClusterConfig] = true
+	}
+	for _, cfg := range sortedKeys(configs) {
+		svc, err := cs.service(ctx, cfg)
+		if err != nil {
+			return total, err
+		}
+		if _, err := svc.Reconcile(ctx); err != nil {
+			return total, err
+		}
+	}
+	live, err := cs.st.LiveJobs(ctx)
+	if err != nil {
+		return total, err
+	}
+	byConfig := map[string][]store.TrackedJob{}
+	for _, t := range live {
+		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t)
+	}
+	for _, cfg := range sortedKeys(byConfig) {
+		svc, err := cs.service(ctx, cfg)
+		if err != nil {
+			return total, err
+		}
+		res, err := withReadRetries(ctx, cs.e, func() (chain.SyncResult, error) { return svc.SyncJobs(ctx, byConfig[cfg]) })
+		if err != nil {
+			return total, err
+		}
+		total.Tracked += res.Tracked
+		total.Changed += res.Changed
+		total.Missing += res.Missing
+	}
+	return total, nil
+}
+
+// withReadRetries retries a read while the controller is unreachable, with
+// a short backoff, so a command fails fast but rides out a restart.
+func withReadRetries[T any](ctx context.Context, e *env, f func() (T, error)) (T, error) {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		v, err := f()
+		if err == nil || attempt == 3 || !isUnavailable(err) {
+			return v, err
+		}
+		e.log.Warn("cluster unavailable, retrying", "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func retryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "retry",
+		Usage:     "resubmit a run's failed stage (or --from STAGE) and every stage after it, keeping every attempt's history",
+		ArgsUsage: "RUN",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Usage: "resubmit from this `STAGE` (default: the first that did not complete)"},
+			&cli.BoolFlag{Name: "json", Usage: `print {"run": ID, "jobs": {STAGE: JOBID}}`},
+		},
+		Action: func(c *cli.Context) error {
+			e, err := newEnv(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return usagef("retry: want one RUN")
+			}
+			return retryRun(c.Context, e, c.Args().First(), c.String("from"), c.Bool("json"))
+		},
+	}
+}
+
+func retryRun(ctx context.Context, e *env, runID, from string, asJSON bool) error {
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	if _, err := cs.refresh(ctx); err != nil {
+		return fmt.Errorf("retry: refresh from Slurm first: %w", err)
+	}
+	svc, err := cs.service(ctx, run.ClusterConfig)
+	if err != nil {
+		return err
+	}
+	res, err := svc.Retry(ctx, run.ID, from)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(struct {
+			Run  string            `json:"run"`
+			Jobs map[string]string `json:"jobs"`
+		}{res.Run.ID, res.Jobs})
+	}
+	fmt.Fprintln(e.stdout, res.Run.ID)
+	return nil
+}
