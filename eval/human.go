@@ -44,13 +44,23 @@ func WriteReviewSample(w io.Writer, preds []Prediction, n int, seed int64) error
 		if len(p.References) == 0 && p.HasLabel {
 			ref = p.Label
 		}
-		row[0], row[1], row[2], row[3], row[4] = id, p.Prompt, p.Prediction, ref, ""
+		row[0], row[1], row[2], row[3], row[4] = cell(id), cell(p.Prompt), cell(p.Prediction), cell(ref), ""
 		if err := cw.Write(row); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// cell keeps model output from being read as a spreadsheet formula when a
+// rater opens the CSV: a leading =, +, -, @, tab or CR gets a ' in front (the
+// OWASP advice for CSV injection).
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // sampleIndices picks n of 0..total-1 deterministically: each index gets a

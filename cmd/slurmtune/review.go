@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/eval"
+	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/templates"
+)
+
+func reviewCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "review",
+		Usage: "human evaluation: export a sample of a run's predictions for raters, import their 1-5 scores",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "export",
+				Usage:     "write a CSV sample of the run's predictions with an empty score column",
+				ArgsUsage: "RUN",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "n", Value: 100, Usage: "how many predictions to sample (0: all)"},
+					&cli.Int64Flag{Name: "seed", Value: 1, Usage: "sampling seed"},
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
+				},
+				Action: func(c *cli.Context) error {
+					e, err := newEnv(c)
+					if err != nil {
+						return err
+					}
+					if c.NArg() != 1 {
+						return usagef("review export: want one RUN")
+					}
+					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"))
+				},
+			},
+			{
+				Name:      "import",
+				Usage:     "record raters' 1-5 scores for a run (the human_eval gate reads them)",
+				ArgsUsage: "RUN FILE",
+				Action: func(c *cli.Context) error {
+					e, err := newEnv(c)
+					if err != nil {
+						return err
+					}
+					if c.NArg() != 2 {
+						return usagef("review import: want RUN FILE")
+					}
+					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1))
+				},
+			},
+		},
+	}
+}
+
+func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string) error {
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	cl, err := cs.get(ctx, r.ClusterConfig)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(templates.LayoutOf(r.RunDir).Eval, "predictions.jsonl")
+	data, err := cl.fs.ReadFile(ctx, path)
+	if err != nil {
+		return fmt.Errorf("review export: the run's predictions: %w", err)
+	}
+	var preds []eval.Prediction
+	rd := eval.NewPredictionReader(bytes.NewReader(data), path)
+	for {
+		p, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("review export: %w", err)
+		}
+		preds = append(preds, p.Clone())
+	}
+	var buf bytes.Buffer
+	if err := eval.WriteReviewSample(&buf, preds, n, seed); err != nil {
+		return fmt.Errorf("review export: %w", err)
+	}
+	if out == "" {
+		_, err = e.stdout.Write(buf.Bytes())
+		return err
+	}
+	return local.WriteFileAtomic(out, buf.Bytes(), 0o644)
+}
+
+// reviewImport checks the scores, stores the file beside the run's
+// predictions (where the eval stage's gate finds it) and records the mean.
+func reviewImport(ctx context.Context, e *env, runID, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("review import: %w", err)
+	}
+	scores, err := eval.ReadReviewScores(bytes.NewReader(data))
+	if err != nil {
+		return usageError{fmt.Errorf("review import %s: %w", file, err)}
+	}
+	mean, ok := eval.MeanHumanScore(scores)
+	if !ok {
+		return usagef("review import %s: no scored rows", file)
+	}
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	cs := newClusterSet(e, st)
+	defer cs.close()
+	cl, err := cs.get(ctx, r.ClusterConfig)
+	if err != nil {
+		return err
+	}
+	dir := templates.LayoutOf(r.RunDir).Eval
+	if err := cl.fs.MkdirAll(ctx, dir, 0o755); err != nil {
+		return err
+	}
+	if err := cl.fs.WriteFile(ctx, filepath.Join(dir, "human.csv"), data, 0o644); err != nil {
+		return fmt.Errorf("review import: %w", err)
+	}
+	if err := st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)
+	return nil
+}
