@@ -7,6 +7,7 @@
 #   scripts/dev-cluster.sh status   one line per component; exit 0 if all run
 #   scripts/dev-cluster.sh env      shell exports for a client: eval "$(scripts/dev-cluster.sh env)"
 #   scripts/dev-cluster.sh check    end-to-end smoke test (srun on 2 nodes, gres, torch gloo, sacct, REST)
+#   scripts/dev-cluster.sh stop N   stop one daemon by its recorded pid (fault tests; `up` restarts it)
 #
 # Layout: munge (reused if one already answers on the default socket), our own
 # MariaDB on 127.0.0.1:3307, slurmdbd, slurmctld (ClusterName=slurmtune-dev),
@@ -22,6 +23,11 @@
 #        since with SLURM_JWT set an interactive srun fails: slurmd wants munge),
 #      SLURMTUNE_DEV_KEEP_ON_FAILURE=1 (up: keep what started if a later step fails).
 set -euo pipefail
+# Daemons started from a shell that ran `eval "$(dev-cluster.sh env)"` would
+# inherit SLURM_JWT and come up authenticating with JWT instead of munge
+# (slurmdbd: "auth/munge not found"; slurmctld: "AuthType change requires
+# restart"). Nothing here needs it: tokens are minted with munge.
+unset SLURM_JWT
 
 PROG=dev-cluster
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -804,8 +810,19 @@ usage() {
 	exit 2
 }
 
+# stop NAME: stop one recorded daemon by its pid (slurmctld, slurmdbd,
+# slurmd-st-node1, ...), for fault-injection tests; `up` starts it again.
+cmd_stop() {
+	local name=${1:-}
+	if [ -z "$name" ] || [ ! -e "$PIDS/$name" ]; then
+		die "stop: no running component named '${name}' (see: $0 status)"
+	fi
+	stop_recorded "$name"
+}
+
 case ${1:-} in
 up) cmd_up ;;
+stop) shift; cmd_stop "$@" ;;
 down) cmd_down ;;
 status) cmd_status ;;
 env) cmd_env ;;
