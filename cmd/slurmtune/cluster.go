@@ -245,7 +245,7 @@ func withReadRetries[T any](ctx context.Context, e *env, f func() (T, error)) (T
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		v, err := f()
-		if err == nil || attempt == 3 || !isUnavailable(err) {
+		if err == nil || attempt == 2 || !isUnavailable(err) {
 			return v, err
 		}
 		e.log.Warn("cluster unavailable, retrying", "in", delay, "err", err)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slurmtune/slurmtune/slurm/slurmtest"
+)
+
+// Fault tests stop and restart the dev cluster's daemons, so they must not
+// run beside other cluster tests: scripts/test.sh runs them in a serial step
+// of their own (go test -run '^TestFault' -p 1), after everything else.
+
+func devCluster(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(repoRoot(t), "scripts", "dev-cluster.sh"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dev-cluster.sh %v: %v\n%s", args, err, out)
+	}
+}
+
+func waitStageState(t *testing.T, db, run, stage, state string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		for _, st := range statusOf(t, db, run).Runs[0].Stages {
+			if st.Name == stage && st.State == state {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s stage %s never reached %s", run, stage, state)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func sleepyRun(t *testing.T, db, tmp string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"submit", quickPipeline(t), "--set", "workdir=" + filepath.Join(tmp, "runs"),
+		"--set", "train.script=" + filepath.Join(repoRoot(t), "cmd", "slurmtune", "testdata", "sleep_train.sh")}, extra...)
+	r := slurmtune(t, db, args...)
+	if r.code != 0 {
+		t.Fatalf("submit: exit %d: %s", r.code, r.stderr)
+	}
+	return strings.TrimSpace(r.stdout)
+}
+
+// TestFaultSlurmctldRestart stops slurmctld while a stage runs: sync fails
+// fast with one line and exit 1, status still shows the last known state,
+// nothing is marked wrongly; after slurmctld is back the jobs kept running
+// and the next sync recovers, and the run succeeds.
+func TestFaultSlurmctldRestart(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	run := sleepyRun(t, db, tmp)
+	waitStageState(t, db, run, "train", "RUNNING", 2*time.Minute)
+
+	devCluster(t, "stop", "slurmctld")
+	restarted := false
+	defer func() {
+		if !restarted {
+			devCluster(t, "up")
+		}
+	}()
+	start := time.Now()
+	r := slurmtune(t, db, "sync")
+	took := time.Since(start)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	t.Logf("sync with slurmctld down: exit %d after %s: %s", r.code, took.Round(time.Millisecond), last)
+	if r.code != 1 || !strings.Contains(last, "slurm controller unavailable") {
+		t.Errorf("sync with slurmctld down: exit %d, last line %q", r.code, last)
+	}
+	if took > 90*time.Second {
+		t.Errorf("sync took %s to give up; it must fail fast", took)
+	}
+	s := slurmtune(t, db, "status", run, "--json")
+	if s.code != 0 || !strings.Contains(s.stderr, "last known state") {
+		t.Errorf("status with slurmctld down: exit %d: %s", s.code, s.stderr)
+	}
+	for _, st := range statusOf(t, db, run).Runs[0].Stages {
+		if st.Name == "train" && st.State != "RUNNING" {
+			t.Errorf("train recorded as %s while the controller was down", st.State)
+		}
+	}
+
+	devCluster(t, "up")
+	restarted = true
+	end := waitEnded(t, db, run, 3*time.Minute)
+	if end.Runs[0].State != "SUCCEEDED" {
+		t.Fatalf("run after the controller restart: %+v", end.Runs[0])
+	}
+}
+
+// TestFaultSlurmdbdDown stops slurmdbd: runs still submit, run and finish,
+// and status keeps working from squeue (and scontrol for jobs sacct cannot
+// answer for).
+func TestFaultSlurmdbdDown(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	devCluster(t, "stop", "slurmdbd")
+	defer devCluster(t, "up")
+	r := slurmtune(t, db, "submit", quickPipeline(t), "--wait", "--interval", "1s", "--set", "workdir="+filepath.Join(tmp, "runs"))
+	if r.code != 0 {
+		t.Fatalf("submit --wait with slurmdbd down: exit %d: %s", r.code, r.stderr)
+	}
+	run := statusOf(t, db, strings.TrimSpace(r.stdout)).Runs[0]
+	if run.State != "SUCCEEDED" {
+		t.Fatalf("run with slurmdbd down: %+v", run)
+	}
+	for _, st := range run.Stages {
+		if st.ExitCode == nil || *st.ExitCode != 0 || st.Nodes == "" {
+			t.Errorf("stage %s lacks its exit code or nodes: %+v", st.Name, st)
+		}
+	}
+}
