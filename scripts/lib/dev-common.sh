@@ -175,9 +175,24 @@ ensure_packages() {
 	[ "${#missing[@]}" -gt 0 ] || return 0
 	log "installing missing packages: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 ||
-		die "apt-get update failed"
-	apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		"${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+	# Keep the packages' scripts from starting their services (a system
+	# MariaDB on :3306, munged, slurmctld): we start our own, by pid.
+	local policy=/usr/sbin/policy-rc.d own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		own_policy=1
+	fi
+	local rc=0
+	apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || rc=1
+	if [ "$rc" = 0 ]; then
+		apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+			"${missing[@]}" >&2 || rc=2
+	fi
+	[ "$own_policy" = 0 ] || rm -f "$policy"
+	case $rc in
+	1) die "apt-get update failed" ;;
+	2) die "apt-get install ${missing[*]} failed" ;;
+	esac
 }
