@@ -75,7 +75,9 @@ func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
 		runner := cl.runner
 		rc, err := rest.New(rest.Config{URL: url, User: c.REST.User, TokenFile: c.REST.TokenFile,
 			TokenSource: func(ctx context.Context) (string, error) {
-				out, err := runner.Run(ctx, cmdline.Command{Argv: []string{"scontrol", "token", "lifespan=3600"}})
+				// scontrol would authenticate with the very token that was
+				// rejected: mint the new one over munge.
+				out, err := runner.Run(ctx, cmdline.Command{Argv: []string{"env", "-u", "SLURM_JWT", "scontrol", "token", "lifespan=3600"}})
 				if err != nil {
 					return "", fmt.Errorf("scontrol token: %w", err)
 				}

@@ -86,7 +86,27 @@ type Prepared struct {
 func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 	id := NewRunID(p.Name, s.now())
 	dir := filepath.Join(p.Workdir, id)
-	scripts, err := s.Templates.Render(p, templates.Run{ID: id, Dir: dir, Slurmtune: s.Slurmtune})
+	run := templates.Run{ID: id, Dir: dir, Slurmtune: s.Slurmtune}
+	if p.StageOn(jobs.StageTrain) && p.Train.ChainTimeLimit {
+		// The train job asks for at most the partition's MaxTime and
+		// requeues itself at the limit.
+		if pl, ok := s.Client.(interface {
+			Partitions(context.Context) ([]slurm.Partition, error)
+		}); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			parts, err := pl.Partitions(ctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("train.chain_time_limit: partition time limit: %w", err)
+			}
+			for _, pt := range parts {
+				if pt.Name == p.Cluster.Partition || p.Cluster.Partition == "" && pt.Default {
+					run.MaxTime = pt.MaxTime
+				}
+			}
+		}
+	}
+	scripts, err := s.Templates.Render(p, run)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +122,15 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 	files := map[string][]byte{l.Pipeline: snap, l.Hparams: hp}
 	for _, sc := range scripts {
 		files[filepath.Join(dir, sc.Stage+".sbatch")] = sc.Body
+	}
+	if p.StageOn(jobs.StageTrain) {
+		ds, err := p.Train.DeepSpeedConfig()
+		if err != nil {
+			return nil, err
+		}
+		if ds != nil {
+			files[filepath.Join(dir, jobs.DSConfigName)] = ds
+		}
 	}
 	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files}, nil
 }
@@ -154,6 +183,12 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 			ExtraArgs:  []string{"--output=" + sc.Log},
 		}
 		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
+		if errors.Is(err, slurm.ErrSubmitUncertain) {
+			// The job may be in Slurm and could not be looked up now (the
+			// connection is gone): leave the run submitting, with the intent
+			// open, for the next command to adopt or clear it.
+			return nil, fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", sc.Stage, prep.ID, err)
+		}
 		if err != nil {
 			return nil, s.interrupted(ctx, prep.ID, submitted, fmt.Errorf("submit %s stage: %w", sc.Stage, err))
 		}

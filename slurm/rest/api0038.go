@@ -287,6 +287,11 @@ func (a *api0038) db(ctx context.Context, q dbQuery) ([]slurm.Job, error) {
 		return nil, classifyErr(err)
 	}
 	if e := dbErrs0038(op, r.status, out.Errors); e != nil {
+		if e.Has(9003) && len(deref(out.Jobs)) == 0 {
+			// 22.05 answers "Nothing found with query" when accounting has
+			// none of the ids: that is an empty result, not a failure.
+			return nil, nil
+		}
 		if dbUnavailable(r.status, e) {
 			return nil, errNoDB
 		}

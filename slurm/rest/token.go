@@ -156,6 +156,9 @@ func (ts *tokens) get(ctx context.Context, fresh bool) (token, error) {
 	if err != nil {
 		// The source's error is about running scontrol; it never holds a
 		// token (it failed to make one).
+		if staticErr != nil {
+			return token{}, fmt.Errorf("%w; fetching a new one failed too: %v", staticErr, err)
+		}
 		return token{}, fmt.Errorf("fetch a Slurm token: %w", err)
 	}
 	t, err := parseToken(raw)
