@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,6 +43,7 @@ type Pipeline struct {
 	Train       Train       `yaml:"train"`
 	Eval        Eval        `yaml:"eval"`
 	Deploy      Deploy      `yaml:"deploy"`
+	Monitor     Monitor     `yaml:"monitor,omitempty"`
 	Environment Environment `yaml:"environment"`
 
 	// File is the pipeline file's absolute path; Dir its directory.
@@ -146,6 +148,39 @@ type StageCommon struct {
 	CPUs    int      `yaml:"cpus"`
 	Mem     Memory   `yaml:"mem"`
 	Time    Duration `yaml:"time"`
+	Retries Retries  `yaml:"retries"`
+}
+
+// Retries is a stage's retry policy: when its job ends in one of the On
+// states, the stage and every stage after it are resubmitted as a new
+// attempt, at most Max times.
+type Retries struct {
+	Max int      `yaml:"max"`
+	On  []string `yaml:"on"`
+}
+
+// RetryableStates are the job end states a retries block may name.
+var RetryableStates = []string{"NODE_FAIL", "PREEMPTED", "TIMEOUT"}
+
+// RetriesOf returns the retry policy of a stage.
+func (p *Pipeline) RetriesOf(stage string) Retries {
+	switch stage {
+	case StagePrep:
+		return p.Prep.Retries
+	case StageTrain:
+		return p.Train.Retries
+	case StageEval:
+		return p.Eval.Retries
+	case StageDeploy:
+		return p.Deploy.Retries
+	}
+	return Retries{}
+}
+
+// Allows reports whether a job that ended in state on attempt number
+// attempt (1 for the first) may be retried.
+func (r Retries) Allows(state string, attempt int) bool {
+	return attempt <= r.Max && contains(r.On, state)
 }
 
 // On reports whether the stage runs (stages are on unless turned off).
@@ -162,6 +197,24 @@ type Train struct {
 	Script          string         `yaml:"script"`
 	Args            []string       `yaml:"args"`
 	Hyperparameters map[string]any `yaml:"hyperparameters"`
+	// The rest is multi-node launching, DeepSpeed, preemption and time
+	// limits (see deepspeed.go and train.go).
+	DeepSpeed *DeepSpeed `yaml:"deepspeed,omitempty"`
+	// Preemptible makes the job requeueable: on Signal (sent by Slurm
+	// SignalGrace seconds before the time limit, or by hand) every rank
+	// checkpoints and stops, and the job requeues itself.
+	Preemptible bool `yaml:"preemptible,omitempty"`
+	// MaxRestarts caps the requeues (SLURM_RESTART_COUNT) of the job.
+	MaxRestarts *int `yaml:"max_restarts,omitempty"`
+	// ChainTimeLimit lets train.time exceed the partition's MaxTime: the
+	// job asks for at most MaxTime and requeues itself at the limit until
+	// the payload writes its final checkpoint.
+	ChainTimeLimit bool            `yaml:"chain_time_limit,omitempty"`
+	Signal         string          `yaml:"signal,omitempty"`
+	SignalGrace    int             `yaml:"signal_grace,omitempty"`
+	MasterPortBase int             `yaml:"master_port_base,omitempty"`
+	Network        TrainNetwork    `yaml:"network,omitempty"`
+	Checkpoint     TrainCheckpoint `yaml:"checkpoint,omitempty"`
 }
 
 // Eval is the evaluation stage.
@@ -179,10 +232,96 @@ type Gate struct {
 	Max *float64 `yaml:"max"`
 }
 
-// Deploy is the deploy stage.
+// Deploy is the deploy stage. With strategy record it only records the
+// model; blue-green and canary start a serving job for the model (see
+// package serve/deploy), smoke-test it and shift the router's traffic to it.
+// The fields other than Strategy are omitted from snapshots when unset.
 type Deploy struct {
 	StageCommon `yaml:",inline"`
 	Strategy    string `yaml:"strategy"`
+	// Checkpoint serves an existing final checkpoint directory instead of
+	// the run's own checkpoints/final (only with train disabled).
+	Checkpoint     string       `yaml:"checkpoint,omitempty"`
+	Serve          DeployServe  `yaml:"serve,omitempty"`
+	Smoke          Smoke        `yaml:"smoke,omitempty"`
+	RollbackWindow Duration     `yaml:"rollback_window,omitempty"`
+	Canary         Canary       `yaml:"canary,omitempty"`
+	Router         DeployRouter `yaml:"router,omitempty"`
+}
+
+// DeployServe is deploy.serve: the serving job. Command is an argv in which
+// {model} (the checkpoint directory), {port} (a free port picked on the
+// node), {name} (model.name) and {host} are replaced; the same values are in
+// SLURMTUNE_SERVE_MODEL, SLURMTUNE_SERVE_PORT and SLURMTUNE_SERVE_NAME.
+// Arguments starting with ./ or ../ resolve against the pipeline file's
+// directory. Default: vllm serve {model} --port {port} --served-model-name {name}.
+type DeployServe struct {
+	Command        []string `yaml:"command,omitempty"`
+	CPUs           int      `yaml:"cpus,omitempty"`
+	Mem            Memory   `yaml:"mem,omitempty"`
+	GPUs           int      `yaml:"gpus,omitempty"`
+	Time           Duration `yaml:"time,omitempty"` // unset: no limit of its own (the partition's)
+	StartupTimeout Duration `yaml:"startup_timeout,omitempty"`
+}
+
+// Smoke is deploy.smoke: requests sent to a new model server before it gets
+// any traffic. The deploy fails unless at least MinSuccess prompts (default:
+// all) answer within Latency with a completion that contains every Expect
+// substring and matches Regex.
+type Smoke struct {
+	Prompts    []SmokePrompt `yaml:"prompts,omitempty"`
+	Latency    Duration      `yaml:"latency,omitempty"`
+	MinSuccess int           `yaml:"min_success,omitempty"`
+}
+
+// SmokePrompt is one smoke test request.
+type SmokePrompt struct {
+	Prompt    string   `yaml:"prompt"`
+	Expect    []string `yaml:"expect,omitempty"`
+	Regex     string   `yaml:"regex,omitempty"`
+	MaxTokens int      `yaml:"max_tokens,omitempty"`
+}
+
+// Canary is deploy.canary: the share of traffic a canary gets, for how long,
+// and how much worse than the stable model it may be before it is rolled
+// back.
+type Canary struct {
+	Percent         int      `yaml:"percent,omitempty"`
+	Duration        Duration `yaml:"duration,omitempty"`
+	MinRequests     int      `yaml:"min_requests,omitempty"`
+	ErrorRateMargin *float64 `yaml:"error_rate_margin,omitempty"`
+	LatencyMargin   *float64 `yaml:"latency_margin,omitempty"`
+}
+
+// DeployRouter is deploy.router: how the deploy stage reaches the router,
+// through its state file on a shared filesystem and/or its admin API.
+type DeployRouter struct {
+	State     string `yaml:"state,omitempty"`
+	AdminURL  string `yaml:"admin_url,omitempty"`
+	TokenFile string `yaml:"token_file,omitempty"`
+}
+
+// Monitor is the monitor section: drift checks of a deployed model
+// (slurmtune drift) and where to send alerts.
+type Monitor struct {
+	Webhook string `yaml:"webhook,omitempty"`
+	// Baseline is a JSONL file of prompts (or training records) to compare
+	// production prompts with; default: the run's training split.
+	Baseline        string     `yaml:"baseline,omitempty"`
+	PSI             PSIMonitor `yaml:"psi,omitempty"`
+	MinPrompts      int        `yaml:"min_prompts,omitempty"`
+	MaxPrompts      int        `yaml:"max_prompts,omitempty"`
+	ErrorRateMargin *float64   `yaml:"error_rate_margin,omitempty"`
+	LatencyMargin   *float64   `yaml:"latency_margin,omitempty"`
+	MinRequests     int        `yaml:"min_requests,omitempty"`
+	BaselineWindow  Duration   `yaml:"baseline_window,omitempty"`
+	Window          Duration   `yaml:"window,omitempty"`
+}
+
+// PSIMonitor is monitor.psi: the PSI levels of the prompt drift checks.
+type PSIMonitor struct {
+	Warn  float64 `yaml:"warn,omitempty"`
+	Alert float64 `yaml:"alert,omitempty"`
 }
 
 // Environment is what every stage's script sets up before it runs.
@@ -190,6 +329,8 @@ type Environment struct {
 	Modules []string          `yaml:"modules"`
 	Setup   []string          `yaml:"setup"`
 	Env     map[string]string `yaml:"env"`
+	// Container runs the training program in a container image.
+	Container *Container `yaml:"container,omitempty"`
 }
 
 // Duration is a Slurm time limit ("MM", "HH:MM:SS", "D-HH:MM" ...), or a Go
@@ -428,6 +569,7 @@ func (p *Pipeline) applyDefaults() {
 	if p.Train.Launcher == "" {
 		p.Train.Launcher = "srun"
 	}
+	p.Train.applyLaunchDefaults()
 	if p.Train.Python == "" {
 		p.Train.Python = "python3"
 	}
@@ -440,6 +582,77 @@ func (p *Pipeline) applyDefaults() {
 	if p.Deploy.Strategy == "" {
 		p.Deploy.Strategy = "record"
 	}
+	if p.Deploy.On() && p.Deploy.Strategy != "record" {
+		_, timeSet := p.Pos["deploy.time"]
+		p.Deploy.applyServingDefaults(p.Model.Name, timeSet)
+	}
+}
+
+// DefaultServeCommand is deploy.serve.command when the file names none.
+var DefaultServeCommand = []string{"vllm", "serve", "{model}", "--port", "{port}", "--served-model-name", "{name}"}
+
+// applyServingDefaults fills in the serving settings of a blue-green or
+// canary deploy. Unless deploy.time was given, the stage's time limit covers
+// the server's startup, the canary and the rollback window.
+func (d *Deploy) applyServingDefaults(model string, timeSet bool) {
+	if len(d.Serve.Command) == 0 {
+		d.Serve.Command = append([]string(nil), DefaultServeCommand...)
+	}
+	if d.Serve.CPUs == 0 {
+		d.Serve.CPUs = 1
+	}
+	if d.Serve.Mem.MiB == 0 {
+		d.Serve.Mem.MiB = 2048
+	}
+	if d.Serve.StartupTimeout.Duration == 0 {
+		d.Serve.StartupTimeout.Duration = 10 * time.Minute
+	}
+	if len(d.Smoke.Prompts) == 0 {
+		d.Smoke.Prompts = []SmokePrompt{{Prompt: "Hello"}}
+	}
+	for i := range d.Smoke.Prompts {
+		if d.Smoke.Prompts[i].MaxTokens == 0 {
+			d.Smoke.Prompts[i].MaxTokens = 16
+		}
+	}
+	if d.Smoke.Latency.Duration == 0 {
+		d.Smoke.Latency.Duration = 30 * time.Second
+	}
+	if d.RollbackWindow.Duration == 0 {
+		d.RollbackWindow.Duration = 5 * time.Minute
+	}
+	if d.Strategy == "canary" {
+		if d.Canary.Percent == 0 {
+			d.Canary.Percent = 10
+		}
+		if d.Canary.Duration.Duration == 0 {
+			d.Canary.Duration.Duration = 5 * time.Minute
+		}
+		if d.Canary.MinRequests == 0 {
+			d.Canary.MinRequests = 20
+		}
+		if d.Canary.ErrorRateMargin == nil {
+			v := 0.02
+			d.Canary.ErrorRateMargin = &v
+		}
+		if d.Canary.LatencyMargin == nil {
+			v := 0.5
+			d.Canary.LatencyMargin = &v
+		}
+	}
+	if !timeSet {
+		d.Time.Duration = d.MinTime() + 10*time.Minute
+	}
+}
+
+// MinTime is the least time limit a serving deploy stage needs: the
+// server's startup, the canary (if any) and the rollback window.
+func (d *Deploy) MinTime() time.Duration {
+	t := d.Serve.StartupTimeout.Duration + d.RollbackWindow.Duration
+	if d.Strategy == "canary" {
+		t += d.Canary.Duration.Duration
+	}
+	return t
 }
 
 var (
@@ -540,6 +753,17 @@ func (p *Pipeline) validate(file string) Errors {
 		if st.c.CPUs < 1 {
 			bad(st.name+".cpus", "must be at least 1, not %d", st.c.CPUs)
 		}
+		if st.c.Retries.Max < 0 {
+			bad(st.name+".retries.max", "must not be negative")
+		}
+		for i, on := range st.c.Retries.On {
+			if !contains(RetryableStates, on) {
+				bad(fmt.Sprintf("%s.retries.on[%d]", st.name, i), "%q cannot be retried (retryable: %s)", on, strings.Join(RetryableStates, ", "))
+			}
+		}
+		if st.c.Retries.Max > 0 && len(st.c.Retries.On) == 0 {
+			bad(st.name+".retries", "max is %d but on lists no state to retry on", st.c.Retries.Max)
+		}
 	}
 	t := p.Train
 	if t.Nodes < 1 {
@@ -567,6 +791,7 @@ func (p *Pipeline) validate(file string) Errors {
 			bad("train.hyperparameters."+k, "hyperparameter names must be identifiers (letters, digits, _)")
 		}
 	}
+	errs = append(errs, p.validateLaunch(file, bad)...)
 	for m, g := range p.Eval.Gates {
 		key := "eval.gates." + m
 		if !contains(KnownMetrics, m) {
@@ -588,6 +813,8 @@ func (p *Pipeline) validate(file string) Errors {
 	default:
 		bad("deploy.strategy", "must be record, blue-green or canary, not %q", p.Deploy.Strategy)
 	}
+	p.validateDeploy(bad, required)
+	p.validateMonitor(bad)
 	for i, m := range p.Environment.Modules {
 		if !moduleRe.MatchString(m) {
 			bad(fmt.Sprintf("environment.modules[%d]", i), "%q is not a module name", m)
@@ -608,6 +835,104 @@ func (p *Pipeline) validate(file string) Errors {
 		errs = append(errs, &FieldError{File: file, Pos: Pos{Line: 1, Col: 1}, Msg: "every stage is disabled: nothing to run"})
 	}
 	return errs
+}
+
+// validateDeploy checks the serving settings of a blue-green or canary
+// deploy (they are ignored, and not checked, with strategy record).
+func (p *Pipeline) validateDeploy(bad func(path, format string, args ...any), required func(parent, key, msg string)) {
+	d := p.Deploy
+	if !d.On() || d.Strategy == "record" {
+		return
+	}
+	if d.Checkpoint != "" && p.Train.On() {
+		bad("deploy.checkpoint", "serves an existing checkpoint instead of the run's own: turn train off (train.enabled: false) to use it")
+	}
+	if d.Router.State == "" && d.Router.AdminURL == "" {
+		required("deploy", "router", "a "+d.Strategy+" deploy needs deploy.router.state (the router's state file on a shared filesystem) or deploy.router.admin_url")
+	}
+	if u := d.Router.AdminURL; u != "" {
+		if !httpURL(u) {
+			bad("deploy.router.admin_url", "%q is not an http(s) URL", u)
+		}
+		if d.Router.TokenFile == "" {
+			required("deploy.router", "token_file", "the router's admin API needs a bearer token file")
+		}
+	}
+	for i, a := range d.Serve.Command {
+		if a == "" {
+			bad(fmt.Sprintf("deploy.serve.command[%d]", i), "empty argument")
+		}
+	}
+	if d.Serve.CPUs < 1 {
+		bad("deploy.serve.cpus", "must be at least 1, not %d", d.Serve.CPUs)
+	}
+	if d.Serve.GPUs < 0 {
+		bad("deploy.serve.gpus", "must not be negative")
+	}
+	for i, sp := range d.Smoke.Prompts {
+		key := fmt.Sprintf("deploy.smoke.prompts[%d]", i)
+		if sp.Prompt == "" {
+			bad(key+".prompt", "empty prompt")
+		}
+		if sp.Regex != "" {
+			if _, err := regexp.Compile(sp.Regex); err != nil {
+				bad(key+".regex", "%v", err)
+			}
+		}
+		if sp.MaxTokens < 0 {
+			bad(key+".max_tokens", "must not be negative")
+		}
+	}
+	if m := d.Smoke.MinSuccess; m < 0 || m > len(d.Smoke.Prompts) {
+		bad("deploy.smoke.min_success", "must be between 0 (all) and the number of prompts (%d), not %d", len(d.Smoke.Prompts), m)
+	}
+	if d.Strategy == "canary" {
+		c := d.Canary
+		if c.Percent < 1 || c.Percent > 99 {
+			bad("deploy.canary.percent", "must be between 1 and 99, not %d", c.Percent)
+		}
+		if c.MinRequests < 1 {
+			bad("deploy.canary.min_requests", "must be at least 1, not %d", c.MinRequests)
+		}
+		if c.ErrorRateMargin != nil && (*c.ErrorRateMargin < 0 || *c.ErrorRateMargin > 1) {
+			bad("deploy.canary.error_rate_margin", "must be between 0 and 1, not %g", *c.ErrorRateMargin)
+		}
+		if c.LatencyMargin != nil && *c.LatencyMargin < 0 {
+			bad("deploy.canary.latency_margin", "must not be negative")
+		}
+	}
+	if _, set := p.Pos["deploy.time"]; set && d.Time.Duration < d.MinTime() {
+		bad("deploy.time", "%s is shorter than the deploy needs (serve.startup_timeout + canary.duration + rollback_window = %s)", d.Time.Slurm(), Duration{d.MinTime()}.Slurm())
+	}
+}
+
+// validateMonitor checks the monitor section.
+func (p *Pipeline) validateMonitor(bad func(path, format string, args ...any)) {
+	m := p.Monitor
+	if m.Webhook != "" && !httpURL(m.Webhook) {
+		bad("monitor.webhook", "%q is not an http(s) URL", m.Webhook)
+	}
+	if m.PSI.Warn < 0 || m.PSI.Alert < 0 {
+		bad("monitor.psi", "thresholds must not be negative")
+	} else if m.PSI.Warn > 0 && m.PSI.Alert > 0 && m.PSI.Warn > m.PSI.Alert {
+		bad("monitor.psi", "warn %g is above alert %g", m.PSI.Warn, m.PSI.Alert)
+	}
+	for key, v := range map[string]int{"monitor.min_prompts": m.MinPrompts, "monitor.max_prompts": m.MaxPrompts, "monitor.min_requests": m.MinRequests} {
+		if v < 0 {
+			bad(key, "must not be negative")
+		}
+	}
+	if r := m.ErrorRateMargin; r != nil && (*r < 0 || *r > 1) {
+		bad("monitor.error_rate_margin", "must be between 0 and 1, not %g", *r)
+	}
+	if r := m.LatencyMargin; r != nil && *r < 0 {
+		bad("monitor.latency_margin", "must not be negative")
+	}
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func contains(list []string, s string) bool {
@@ -663,7 +988,19 @@ func (p *Pipeline) resolvePaths() {
 		abs(&p.Data.Toxicity.WordLists[i])
 	}
 	abs(&p.Train.Script)
+	if ds := p.Train.DeepSpeed; ds != nil {
+		abs(&ds.ConfigFile)
+	}
 	abs(&p.Eval.Script)
+	abs(&p.Deploy.Checkpoint)
+	abs(&p.Deploy.Router.State)
+	abs(&p.Deploy.Router.TokenFile)
+	abs(&p.Monitor.Baseline)
+	for i, a := range p.Deploy.Serve.Command {
+		if strings.HasPrefix(a, "./") || strings.HasPrefix(a, "../") {
+			p.Deploy.Serve.Command[i] = filepath.Join(p.Dir, a)
+		}
+	}
 	abs(&p.Cluster.SSH.IdentityFile)
 	abs(&p.Cluster.SSH.KnownHosts)
 	abs(&p.Cluster.REST.TokenFile)

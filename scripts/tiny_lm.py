@@ -4,10 +4,15 @@
 It honours slurmtune's payload contract (see README, "Payload contract"):
   train: reads $SLURMTUNE_DATA_DIR/train.jsonl, trains with torch.distributed
          (gloo on CPU, nccl when CUDA is there) using RANK/LOCAL_RANK/WORLD_SIZE/
-         MASTER_ADDR/MASTER_PORT, checkpoints every N steps into
-         $SLURMTUNE_CHECKPOINT_DIR/step-NNNNNNNN (a COMPLETE marker written last,
-         the directory renamed into place), resumes from the newest complete
-         checkpoint, and writes $SLURMTUNE_CHECKPOINT_DIR/final at the end.
+         MASTER_ADDR/MASTER_PORT, checkpoints every N steps
+         ($SLURMTUNE_CHECKPOINT_EVERY, else the checkpoint_every hyperparameter)
+         into $SLURMTUNE_CHECKPOINT_DIR/step-NNNNNNNN (a COMPLETE marker written
+         last, the directory renamed into place), resumes from the newest
+         complete checkpoint ($SLURMTUNE_RESUME_FROM, else the newest it finds),
+         and writes $SLURMTUNE_CHECKPOINT_DIR/final at the end. On
+         $SLURMTUNE_STOP_SIGNAL (default USR2) or SIGTERM every rank finishes
+         its step, the ranks agree (all_reduce), rank 0 writes a complete
+         checkpoint and all exit 0 without a final checkpoint.
   eval:  loads the final checkpoint, writes $SLURMTUNE_EVAL_DIR/nll.jsonl
          ({"nll_sum", "tokens"} per validation record) and predictions.jsonl
          ({"prompt", "prediction", "reference"}); `slurmtune gate` reads them.
@@ -21,10 +26,28 @@ import signal
 import sys
 import time
 
-import torch
-import torch.distributed as dist
-import torch.nn as nn
-import torch.nn.functional as F
+# Catch a stop request from the start: torch takes seconds to import, and
+# the default action of SIGUSR2 would kill the rank.
+STOP = {"requested": False, "signal": None}
+
+
+def _on_stop_signal(signum, _frame):
+    if not STOP["requested"]:
+        STOP["requested"], STOP["signal"] = True, signum
+        print(f"[tiny_lm rank {os.environ.get('RANK', '0')}] signal {signum}: checkpointing at the next step boundary",
+              flush=True)
+
+
+STOP_SIGNAL = getattr(signal, "SIG" + os.environ.get("SLURMTUNE_STOP_SIGNAL", "USR2").upper().removeprefix("SIG"),
+                      signal.SIGUSR2)
+if len(sys.argv) > 1 and sys.argv[1] == "train":
+    signal.signal(STOP_SIGNAL, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 STOP_EXIT = 0  # exit code after a requested checkpoint-and-stop
 
@@ -150,6 +173,10 @@ def train():
     opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"])
     start = 0
     cks = complete_checkpoints(ckdir)
+    resume = os.environ.get("SLURMTUNE_RESUME_FROM", "")
+    if resume and os.path.exists(os.path.join(resume, "COMPLETE")):
+        with open(os.path.join(resume, "meta.json")) as f:
+            cks = [(int(json.load(f)["step"]), resume)]
     if cks:
         start, path = cks[-1]
         model.load_state_dict(torch.load(os.path.join(path, "model.pt"), map_location=device))
@@ -161,16 +188,7 @@ def train():
         log("starting from step 0")
     ddp = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    stop = {"requested": False}
-
-    def on_signal(signum, _frame):
-        stop["requested"] = True
-        log(f"signal {signum}: checkpointing at the next step boundary")
-
-    signal.signal(signal.SIGUSR2, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    every = int(hp.get("checkpoint_every", 20))
+    every = int(os.environ.get("SLURMTUNE_CHECKPOINT_EVERY") or hp.get("checkpoint_every", 20))
     max_steps = int(hp["max_steps"])
     gen = torch.Generator().manual_seed(hp["seed"] * 1000003 + rank)
     t0 = time.time()
@@ -190,7 +208,7 @@ def train():
         if hp["step_sleep"]:
             time.sleep(float(hp["step_sleep"]))
         # Every rank must agree on stopping: any rank's request stops all.
-        flag = torch.tensor([1.0 if stop["requested"] else 0.0])
+        flag = torch.tensor([1.0 if STOP["requested"] else 0.0])
         if world > 1:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         stopping = flag.item() > 0

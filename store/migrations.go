@@ -78,4 +78,90 @@ var migrations = []string{
 	ALTER TABLE runs ADD COLUMN reason TEXT NOT NULL DEFAULT '';
 	ALTER TABLE stages ADD COLUMN intent_at INTEGER;
 	CREATE INDEX runs_fingerprint ON runs(fingerprint);`,
+	// 4: deployments: every traffic switch of a deployment (imported from
+	// the history file the deploy stage writes next to the router state,
+	// idempotently by event id) and samples of the router's per-backend
+	// stats for performance drift.
+	`CREATE TABLE deploy_events (
+		id         TEXT PRIMARY KEY,
+		name       TEXT NOT NULL,
+		at         INTEGER NOT NULL,
+		action     TEXT NOT NULL,
+		reason     TEXT NOT NULL DEFAULT '',
+		strategy   TEXT NOT NULL DEFAULT '',
+		from_run   TEXT NOT NULL DEFAULT '',
+		from_model TEXT NOT NULL DEFAULT '',
+		to_run     TEXT NOT NULL DEFAULT '',
+		to_model   TEXT NOT NULL DEFAULT '',
+		detail     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX deploy_events_name ON deploy_events(name, at);
+	CREATE TABLE deploy_samples (
+		name        TEXT NOT NULL,
+		backend     TEXT NOT NULL,
+		run_id      TEXT NOT NULL,
+		at          INTEGER NOT NULL,
+		requests    INTEGER NOT NULL,
+		errors      INTEGER NOT NULL,
+		p95_ns      INTEGER NOT NULL,
+		healthy     INTEGER NOT NULL,
+		PRIMARY KEY (name, backend, at)
+	);
+	CREATE INDEX deploy_samples_run ON deploy_samples(name, run_id, at);`,
+	// GPU telemetry (store/gpu.go): how far each run's samples files were
+	// read, per-stage per-GPU running aggregates, NVML status lines, the
+	// runs whose files were read to the end, GPU allocations from
+	// accounting, and how `slurmtune sbatch` submitted a job.
+	`CREATE TABLE gpu_files (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		path       TEXT NOT NULL,
+		read_to    INTEGER NOT NULL,
+		bad_lines  INTEGER NOT NULL DEFAULT 0,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (run_id, path)
+	);
+	CREATE TABLE gpu_stats (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage      TEXT NOT NULL,
+		host       TEXT NOT NULL,
+		gpu        INTEGER NOT NULL,
+		uuid       TEXT NOT NULL,
+		mig        TEXT NOT NULL,
+		agg        TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (run_id, stage, host, gpu, uuid, mig)
+	);
+	CREATE TABLE gpu_nvml_status (
+		run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage    TEXT NOT NULL,
+		host     TEXT NOT NULL,
+		nvml     TEXT NOT NULL,
+		error    TEXT NOT NULL DEFAULT '',
+		first_at INTEGER NOT NULL,
+		last_at  INTEGER NOT NULL,
+		PRIMARY KEY (run_id, stage, host, nvml)
+	);
+	CREATE TABLE gpu_done (
+		run_id   TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		ended_at INTEGER NOT NULL
+	);
+	CREATE TABLE gpu_alloc (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage      TEXT NOT NULL,
+		job_id     TEXT NOT NULL,
+		gpus       INTEGER NOT NULL,
+		elapsed_s  INTEGER NOT NULL,
+		source     TEXT NOT NULL,
+		final      INTEGER NOT NULL DEFAULT 0,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (run_id, stage, job_id)
+	);
+	CREATE TABLE sbatch_jobs (
+		run_id          TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		script          TEXT NOT NULL,
+		args            TEXT NOT NULL,
+		options         TEXT NOT NULL,
+		output          TEXT NOT NULL,
+		output_resolved TEXT NOT NULL DEFAULT ''
+	);`,
 }

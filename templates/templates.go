@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/slurmtune/slurmtune/jobs"
 )
@@ -47,6 +48,10 @@ type Run struct {
 	Dir string // absolute run directory on the cluster
 	// Slurmtune is the slurmtune binary as the compute nodes see it.
 	Slurmtune string
+	// MaxTime is the train partition's MaxTime (0: unknown or unlimited).
+	// With train.chain_time_limit the train job asks for at most this
+	// long and requeues itself at the limit.
+	MaxTime time.Duration
 }
 
 // Layout is where a run keeps its files, relative to nothing: all absolute.
@@ -125,6 +130,41 @@ type data struct {
 	Program                                 []string
 	PortBase, PortRange, SrunWait           int
 	Strategy                                string
+	Train                                   trainData
+	// The serving job a blue-green or canary deploy starts.
+	ServeModel, ServeName, ServeStartup string
+}
+
+// ServeStage is the pseudo-stage of the serving job a deploy starts.
+const ServeStage = "serve"
+
+// RenderServe renders the serving job's script for a blue-green or canary
+// deploy of checkpoint (the deploy stage renders and submits it). The job is
+// tagged slurmtune:<run>:serve, logs to logs/serve.log and runs
+// deploy.serve.command under `slurmtune deploy serve`.
+func (s *Set) RenderServe(p *jobs.Pipeline, run Run, checkpoint string) (Script, error) {
+	d := stageData(p, run, jobs.StageDeploy)
+	l := LayoutOf(run.Dir)
+	d.Stage, d.JobName, d.Comment, d.Log = ServeStage, JobName(p.Name, ServeStage), Comment(run.ID, ServeStage), l.LogPath(ServeStage)
+	d.DirectiveSafeLogs = directiveSafe(d.Log)
+	sv := p.Deploy.Serve
+	d.CPUs, d.Mem, d.Time, d.GPUsPerNode = max(sv.CPUs, 1), sv.Mem.Slurm(), sv.Time.Slurm(), sv.GPUs
+	if sv.Mem.MiB == 0 {
+		d.Mem = "2048M"
+	}
+	d.Program = sv.Command
+	if len(d.Program) == 0 {
+		d.Program = jobs.DefaultServeCommand
+	}
+	d.ServeModel, d.ServeName, d.ServeStartup = checkpoint, p.Model.Name, sv.StartupTimeout.String()
+	if sv.StartupTimeout.Duration == 0 {
+		d.ServeStartup = "10m0s"
+	}
+	var buf bytes.Buffer
+	if err := s.t.ExecuteTemplate(&buf, "serve.sbatch.tmpl", d); err != nil {
+		return Script{}, fmt.Errorf("render serve: %w", err)
+	}
+	return Script{Stage: ServeStage, Body: buf.Bytes(), Log: d.Log}, nil
 }
 
 func stageData(p *jobs.Pipeline, run Run, stage string) data {
@@ -159,6 +199,10 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		d.Nodes, d.TasksPerNode, d.GPUsPerNode = p.Train.Nodes, p.Train.TasksPerNode, p.Train.GPUsPerNode
 		d.Launcher = p.Train.Launcher
 		d.Program = append([]string{p.Train.Python, p.Train.Script}, p.Train.Args...)
+		d.Train = newTrainData(p, run)
+		if p.Train.MasterPortBase > 0 {
+			d.PortBase, d.PortRange = p.Train.MasterPortBase, p.Train.MasterPortRange()
+		}
 	case jobs.StageEval:
 		c = p.Eval.StageCommon
 		d.Program = append([]string{p.Eval.Python, p.Eval.Script}, p.Eval.Args...)
@@ -166,6 +210,9 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		c = p.Deploy.StageCommon
 	}
 	d.CPUs, d.Mem, d.Time = c.CPUs, c.Mem.Slurm(), c.Time.Slurm()
+	if stage == jobs.StageTrain {
+		d.Time = jobs.Duration{Duration: p.Train.ChainedTime(run.MaxTime)}.Slurm()
+	}
 	return d
 }
 

@@ -52,9 +52,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			gateCommand(),
 			routerCommand(),
 			exporterCommand(),
+			gpuCommand(),
+			sbatchCommand(),
 			retryCommand(),
 			dbCommand(),
 			reviewCommand(),
+			clusterCommand(),
+			driftCommand(),
 		},
 	}
 }
@@ -72,18 +76,19 @@ func newEnv(c *cli.Context) (*env, error) {
 		return nil, usagef("--log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-	db := c.String("db")
-	if db == "" {
+	// The database path is worked out only by commands that open it: the
+	// ones the stages run on compute nodes (prep, gate...) may have no HOME.
+	return &env{stdout: c.App.Writer, stderr: c.App.ErrWriter, log: log, dbPath: c.String("db")}, nil
+}
+
+func (e *env) openStore(ctx context.Context) (*store.Store, error) {
+	if e.dbPath == "" {
 		p, err := store.DefaultPath()
 		if err != nil {
 			return nil, err
 		}
-		db = p
+		e.dbPath = p
 	}
-	return &env{stdout: c.App.Writer, stderr: c.App.ErrWriter, log: log, dbPath: db}, nil
-}
-
-func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, e.dbPath, e.log)
 }
 

@@ -26,25 +26,19 @@ func cancelCommand() *cli.Command {
 }
 
 func cancelRun(ctx context.Context, e *env, runID string) error {
-	st, err := e.openStore(ctx)
+	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	run, err := st.GetRun(ctx, runID)
-	if err != nil {
-		return err
-	}
-	cs := newClusterSet(e, st)
-	defer cs.close()
-	if _, err := cs.refresh(ctx); err != nil {
+	defer rs.close()
+	if _, err := rs.cs.refresh(ctx); err != nil {
 		e.log.Warn("could not refresh from Slurm before cancelling", "err", err)
 	}
-	svc, err := cs.service(ctx, run.ClusterConfig)
+	svc, err := rs.service(ctx)
 	if err != nil {
 		return err
 	}
-	r, err := svc.Cancel(ctx, run.ID)
+	r, err := svc.Cancel(ctx, rs.run.ID)
 	if err != nil {
 		return err
 	}

@@ -268,3 +268,40 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// runSession is what a command about one run needs: the store, the run and
+// a connection set that reaches the run's cluster. Close it when done.
+type runSession struct {
+	st  *store.Store
+	run *store.Run
+	cs  *clusterSet
+}
+
+// openRun opens the store and finds the run (id or unique prefix).
+func openRun(ctx context.Context, e *env, runID string) (*runSession, error) {
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.GetRun(ctx, runID)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &runSession{st: st, run: r, cs: newClusterSet(e, st)}, nil
+}
+
+// cluster connects to the run's cluster.
+func (rs *runSession) cluster(ctx context.Context) (*cluster, error) {
+	return rs.cs.get(ctx, rs.run.ClusterConfig)
+}
+
+// service is the chain service on the run's cluster.
+func (rs *runSession) service(ctx context.Context) (*chain.Service, error) {
+	return rs.cs.service(ctx, rs.run.ClusterConfig)
+}
+
+func (rs *runSession) close() {
+	rs.cs.close()
+	rs.st.Close()
+}

@@ -123,3 +123,66 @@ func TestFaultSlurmdbdDown(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultNodeDies kills the slurmd of the node a training job runs on:
+// Slurm marks the node down and the job NODE_FAIL; the job is requeued by
+// Slurm (same id) or resubmitted per the stage's retries block (new id, the
+// stages after it re-pointed), runs on the node that is left, and the run
+// finishes.
+func TestFaultNodeDies(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	run := sleepyRun(t, db, tmp, "--set", "train.retries.max=1", "--set", "train.retries.on=[NODE_FAIL]")
+	waitStageState(t, db, run, "train", "RUNNING", 2*time.Minute)
+	var node, firstJob string
+	for _, st := range statusOf(t, db, run).Runs[0].Stages {
+		if st.Name == "train" {
+			node, firstJob = st.Nodes, st.JobID
+		}
+	}
+	if node != "st-node1" && node != "st-node2" {
+		t.Fatalf("train runs on %q, want one node", node)
+	}
+	devCluster(t, "stop", "slurmd-"+node)
+	defer devCluster(t, "up")
+
+	deadline := time.Now().Add(6 * time.Minute)
+	sawNodeFail := false
+	for {
+		s := statusOf(t, db, run).Runs[0]
+		for _, st := range s.Stages {
+			if st.Name == "train" && st.JobID == firstJob && st.State == "NODE_FAIL" {
+				sawNodeFail = true
+			}
+		}
+		if s.State == "SUCCEEDED" || s.State == "FAILED" {
+			if s.State != "SUCCEEDED" {
+				t.Fatalf("run after the node died: %+v", s)
+			}
+			for _, st := range s.Stages {
+				// Either Slurm requeued the job (JobRequeue=1, the default:
+				// same id, a restart) or slurmtune's retries resubmitted it.
+				if st.Name == "train" && (st.Nodes == node || st.JobID == firstJob && st.Restarts == 0) {
+					t.Errorf("train was neither requeued nor resubmitted to the surviving node: %+v", st)
+				}
+				if st.Name == "train" {
+					t.Logf("train finished as job %s (first %s), restarts %d, on %s", st.JobID, firstJob, st.Restarts, st.Nodes)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not finish after the node died: %+v", s)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	// The first attempt's NODE_FAIL is in the history even if a status call
+	// never caught it in flight.
+	if !sawNodeFail {
+		out := slurmtest.Run(t, "sacct", "-n", "-X", "-P", "-o", "State", "-j", firstJob)
+		if !strings.HasPrefix(strings.TrimSpace(out), "NODE_FAIL") {
+			t.Errorf("first train job %s: sacct says %q, want NODE_FAIL", firstJob, out)
+		}
+	}
+}

@@ -42,15 +42,12 @@ func logsCommand() *cli.Command {
 }
 
 func logs(ctx context.Context, e *env, o logsOptions) error {
-	st, err := e.openStore(ctx)
+	rs, err := openRun(ctx, e, o.run)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	r, err := st.GetRun(ctx, o.run)
-	if err != nil {
-		return err
-	}
+	defer rs.close()
+	st, cs, r := rs.st, rs.cs, rs.run
 	var stage *store.Stage
 	for i := range r.Stages {
 		if r.Stages[i].Name == o.stage {
@@ -64,9 +61,7 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		}
 		return usagef("run %s has no stage %q (stages: %v)", r.ID, o.stage, names)
 	}
-	cs := newClusterSet(e, st)
-	defer cs.close()
-	cl, err := cs.get(ctx, r.ClusterConfig)
+	cl, err := rs.cluster(ctx)
 	if err != nil {
 		return err
 	}

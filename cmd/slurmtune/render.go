@@ -67,6 +67,21 @@ func render(e *env, p *jobs.Pipeline, o renderOptions) error {
 		}
 		fmt.Fprintln(e.stdout, path)
 	}
+	if p.StageOn(jobs.StageTrain) {
+		// DeepSpeed's config goes beside train.sbatch (submit writes it into
+		// the run directory, where SLURMTUNE_DS_CONFIG points).
+		ds, err := p.Train.DeepSpeedConfig()
+		if err != nil {
+			return err
+		}
+		if ds != nil {
+			path := filepath.Join(o.outDir, jobs.DSConfigName)
+			if err := local.WriteFileAtomic(path, ds, 0o644); err != nil {
+				return fmt.Errorf("render: %w", err)
+			}
+			fmt.Fprintln(e.stdout, path)
+		}
+	}
 	e.log.Info("rendered", "run", prep.ID, "run_dir", prep.Dir)
 	return nil
 }

@@ -31,25 +31,19 @@ func retryCommand() *cli.Command {
 }
 
 func retryRun(ctx context.Context, e *env, runID, from string, asJSON bool) error {
-	st, err := e.openStore(ctx)
+	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	run, err := st.GetRun(ctx, runID)
-	if err != nil {
-		return err
-	}
-	cs := newClusterSet(e, st)
-	defer cs.close()
-	if _, err := cs.refresh(ctx); err != nil {
+	defer rs.close()
+	if _, err := rs.cs.refresh(ctx); err != nil {
 		return fmt.Errorf("retry: refresh from Slurm first: %w", err)
 	}
-	svc, err := cs.service(ctx, run.ClusterConfig)
+	svc, err := rs.service(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := svc.Retry(ctx, run.ID, from)
+	res, err := svc.Retry(ctx, rs.run.ID, from)
 	if err != nil {
 		return err
 	}

@@ -60,18 +60,13 @@ func reviewCommand() *cli.Command {
 }
 
 func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string) error {
-	st, err := e.openStore(ctx)
+	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	r, err := st.GetRun(ctx, runID)
-	if err != nil {
-		return err
-	}
-	cs := newClusterSet(e, st)
-	defer cs.close()
-	cl, err := cs.get(ctx, r.ClusterConfig)
+	defer rs.close()
+	r := rs.run
+	cl, err := rs.cluster(ctx)
 	if err != nil {
 		return err
 	}
@@ -118,18 +113,13 @@ func reviewImport(ctx context.Context, e *env, runID, file string) error {
 	if !ok {
 		return usagef("review import %s: no scored rows", file)
 	}
-	st, err := e.openStore(ctx)
+	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	r, err := st.GetRun(ctx, runID)
-	if err != nil {
-		return err
-	}
-	cs := newClusterSet(e, st)
-	defer cs.close()
-	cl, err := cs.get(ctx, r.ClusterConfig)
+	defer rs.close()
+	r := rs.run
+	cl, err := rs.cluster(ctx)
 	if err != nil {
 		return err
 	}
@@ -140,7 +130,7 @@ func reviewImport(ctx context.Context, e *env, runID, file string) error {
 	if err := cl.fs.WriteFile(ctx, filepath.Join(dir, "human.csv"), data, 0o644); err != nil {
 		return fmt.Errorf("review import: %w", err)
 	}
-	if err := st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
+	if err := rs.st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)

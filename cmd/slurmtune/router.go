@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/serve"
+	"github.com/slurmtune/slurmtune/serve/deploy"
 )
 
 // routerCommand returns `slurmtune router`, which runs the serving router in
@@ -53,6 +55,16 @@ func routerCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if opts.StatePath != "" {
+				// Publish per-backend stats next to the state file, so a
+				// deploy stage on a compute node can judge a canary.
+				statsPath := deploy.PathsFor(opts.StatePath).Stats
+				opts.OnReady = func(r *serve.Router, _ net.Addr) {
+					go deploy.StatsWriter(ctx, r, statsPath, time.Second, func(err error) {
+						logger.Warn("write router stats", "path", statsPath, "err", err)
+					})
+				}
+			}
 			if err := serve.RunRouter(ctx, opts); err != nil {
 				return fmt.Errorf("router: %w", err)
 			}

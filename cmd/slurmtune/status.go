@@ -63,10 +63,12 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	} else if runs, err = st.ListRuns(ctx, o.limit); err != nil {
 		return err
 	}
+	gpu := gpuSummaries(ctx, e, st, runs, !o.noSync)
+	restarts := lastRestartReasons(ctx, st, runs)
 	if o.json {
-		return writeStatusJSON(e.stdout, runs)
+		return writeStatusJSON(e.stdout, runs, gpu, restarts)
 	}
-	return writeStatusTable(e.stdout, runs)
+	return writeStatusTable(e.stdout, runs, gpu, restarts)
 }
 
 // syncQuietly refreshes from Slurm; when the cluster cannot be asked, status
@@ -89,6 +91,16 @@ type stageJSON struct {
 	Reason   string `json:"reason"`
 	Attempt  int    `json:"attempt"`
 	Elapsed  int64  `json:"elapsed_seconds"`
+	// LastRestartReason is why the stage's job last restarted (see
+	// lastRestartReasons); "" when it never did.
+	LastRestartReason string `json:"last_restart_reason"`
+	// GPU telemetry (see gpu.go): mean utilization over the stage's GPUs,
+	// "ok"/"unavailable"/"" telemetry, allocated GPUs and GPU-hours.
+	GPUUtilPct       *float64 `json:"gpu_util_pct"`
+	GPUTelemetry     string   `json:"gpu_telemetry"`
+	GPUUnderutilized bool     `json:"gpu_underutilized"`
+	GPUs             int      `json:"gpus"`
+	GPUHours         *float64 `json:"gpu_hours"`
 }
 
 type runJSON struct {
@@ -100,18 +112,31 @@ type runJSON struct {
 	RunDir    string      `json:"run_dir"`
 	Created   time.Time   `json:"created_at"`
 	Stages    []stageJSON `json:"stages"`
+	// GPUHours is allocated GPUs x elapsed over the run's jobs; the source
+	// is "sacct", "pipeline" or "sacct+pipeline".
+	GPUHours       *float64 `json:"gpu_hours"`
+	GPUHoursSource string   `json:"gpu_hours_source"`
 }
 
-func writeStatusJSON(w io.Writer, runs []*store.Run) error {
+func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string) error {
 	out := struct {
 		Runs []runJSON `json:"runs"`
 	}{Runs: []runJSON{}}
 	for _, r := range runs {
 		rj := runJSON{ID: r.ID, Name: r.Name, State: r.State, Transport: r.Transport, Cluster: r.Cluster, RunDir: r.RunDir,
 			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}}
+		g := gpu[r.ID]
+		if g != nil {
+			rj.GPUHours, rj.GPUHoursSource = g.hours, g.source
+		}
 		for _, s := range r.Stages {
-			rj.Stages = append(rj.Stages, stageJSON{Name: s.Name, JobID: s.JobID, State: s.State, ExitCode: s.ExitCode,
-				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second)})
+			sj := stageJSON{Name: s.Name, JobID: s.JobID, State: s.State, ExitCode: s.ExitCode,
+				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second),
+				LastRestartReason: restarts[r.ID][s.Name]}
+			if sg := g.stageOf(s.Name); sg != nil {
+				sj.GPUUtilPct, sj.GPUTelemetry, sj.GPUUnderutilized, sj.GPUs, sj.GPUHours = sg.utilPct, sg.telemetry, sg.underutilized, sg.gpus, sg.hours
+			}
+			rj.Stages = append(rj.Stages, sj)
 		}
 		out.Runs = append(out.Runs, rj)
 	}
@@ -120,27 +145,30 @@ func writeStatusJSON(w io.Writer, runs []*store.Run) error {
 	return enc.Encode(out)
 }
 
-func writeStatusTable(w io.Writer, runs []*store.Run) error {
+func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tNODES\tREASON")
+	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
 	for _, r := range runs {
 		for i, s := range r.Stages {
-			id, name, state := r.ID, r.Name, r.State
+			id, name, state, gpuH := r.ID, r.Name, r.State, statusGPUHours(gpu[r.ID])
 			if i > 0 {
-				id, name, state = "", "", ""
+				id, name, state, gpuH = "", "", "", ""
 			}
 			exit := "-"
 			if s.ExitCode != nil {
 				exit = strconv.Itoa(*s.ExitCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", id, oneLine(name), state, s.Name, dash(s.JobID), s.State, exit,
-				s.Restarts, s.Elapsed, dash(s.Nodes), dash(s.Reason))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, s.Name, dash(s.JobID), s.State, exit,
+				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(s.Reason))
 		}
 		if len(r.Stages) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeGPUFootnote(w, runs, gpu)
 }
 
 func dash(s string) string {

@@ -30,6 +30,7 @@ func submitCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: `print {"run": ID, "jobs": {STAGE: JOBID}}`},
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "how often --wait asks Slurm"},
 			&cli.BoolFlag{Name: "if-changed", Usage: "for cron: skip (exit 0) when a run with the same inputs is in flight or succeeded"},
+			&cli.BoolFlag{Name: "if-drift", Usage: "for cron: submit only when slurmtune drift finds the deployment of this pipeline drifted (else print a line, exit 0)"},
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
@@ -38,6 +39,9 @@ func submitCommand() *cli.Command {
 			}
 			p, err := loadPipeline(c)
 			if err != nil {
+				return err
+			}
+			if skip, err := skipWithoutDrift(c, e, p); skip || err != nil {
 				return err
 			}
 			return submit(c, e, p, submitOptions{wait: c.Bool("wait"), json: c.Bool("json"), ifChanged: c.Bool("if-changed"), interval: c.Duration("interval")})

@@ -329,6 +329,16 @@ func (s *Service) Sync(ctx context.Context) (SyncResult, error) {
 // records what changed.
 func (s *Service) SyncJobs(ctx context.Context, live []store.TrackedJob) (SyncResult, error) {
 	res := SyncResult{Tracked: len(live)}
+	var retryAt []store.TrackedJob
+	defer func() {
+		// After the records are up to date: resubmit stages whose retry
+		// policy covers how their job ended.
+		for _, t := range retryAt {
+			if err := s.autoRetry(ctx, t); err != nil {
+				s.Log.Warn("automatic retry failed", "run", t.RunID, "stage", t.Stage, "err", err)
+			}
+		}
+	}()
 	if len(live) == 0 {
 		return res, nil
 	}
@@ -355,6 +365,9 @@ func (s *Service) SyncJobs(ctx context.Context, live []store.TrackedJob) (SyncRe
 		changed, err := s.Store.UpdateJob(ctx, t, j)
 		if err != nil {
 			return res, err
+		}
+		if changed && j.State.Terminal() && retryableEnd(j.State) {
+			retryAt = append(retryAt, t)
 		}
 		if changed {
 			res.Changed++

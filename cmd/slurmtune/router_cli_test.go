@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slurmtune/slurmtune/serve"
+	"github.com/slurmtune/slurmtune/serve/deploy"
+)
+
+// TestRouterCommand runs `slurmtune router --state FILE` as a process on
+// loopback: it routes to the backend the state file names, publishes the
+// per-backend stats a canary judgement reads next to the state file, and
+// stops cleanly on SIGTERM.
+func TestRouterCommand(t *testing.T) {
+	t.Parallel()
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok from backend")
+	}))
+	defer backend.Close()
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "tiny.json")
+	if err := serve.WriteState(state, serve.State{Name: "tiny", Version: 1, Backends: []serve.Backend{{Name: "blue", URL: backend.URL, Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(binPath, "router", "--listen", addr, "--state", state, "--health-interval", "200ms", "--access-log", os.DevNull)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var body []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/v1/completions")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if string(body) != "ok from backend" {
+		t.Fatalf("through the router: %q", body)
+	}
+	stats := deploy.PathsFor(state).Stats
+	for ; time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(stats); err == nil {
+			break
+		}
+	}
+	if _, err := os.Stat(stats); err != nil {
+		t.Errorf("the router did not publish its stats next to the state file: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("router exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("router did not stop within 10s of SIGTERM")
+	}
+}

@@ -1,0 +1,90 @@
+package templates
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/slurmtune/slurmtune/jobs"
+)
+
+// trainData is what the train template needs beyond the common data:
+// the launcher's command line, the container, DeepSpeed and the
+// preemption/requeue settings. Every field that holds shell text is already
+// quoted.
+type trainData struct {
+	ProcsPerNode, GPUsPerNode int
+	// SrunTasks are the srun options that lay out the tasks: one per rank
+	// (srun launcher) or one per node (torchrun, deepspeed).
+	SrunTasks string
+	// SrunContainer are pyxis's srun options (leading space), if any.
+	SrunContainer string
+	// Wrap is the apptainer command the program runs under (trailing
+	// space), if any.
+	Wrap string
+	// Python and ScriptArgs are the program for torchrun and deepspeed,
+	// which run the interpreter themselves.
+	Python     string
+	ScriptArgs []string
+	Interface  string
+	DeepSpeed  bool
+	Hostfile   bool
+	Every      int
+	// Requeue: the job requeues itself on Signal; MaxRestarts caps it.
+	Requeue                 bool
+	Signal                  string
+	Grace, StopWait         int
+	MaxRestarts, TimeLimitS int
+}
+
+func newTrainData(p *jobs.Pipeline, run Run) trainData {
+	t := p.Train
+	d := trainData{
+		ProcsPerNode: t.ProcsPerNode(), GPUsPerNode: t.GPUsPerNode,
+		Python: t.Python, ScriptArgs: append([]string{t.Script}, t.Args...),
+		Interface: t.Network.Interface, DeepSpeed: t.DeepSpeedOn(), Hostfile: t.Launcher == "deepspeed",
+		Every: t.Checkpoint.EverySteps, Requeue: t.Requeues(), Signal: t.Signal,
+		Grace: t.SignalGrace, MaxRestarts: t.Restarts(),
+		TimeLimitS: int(t.ChainedTime(run.MaxTime).Seconds()),
+	}
+	if d.Signal == "" {
+		d.Signal = jobs.DefaultSignal
+	}
+	if d.Grace == 0 {
+		d.Grace = jobs.DefaultSignalGrace
+	}
+	// The ranks get most of the grace period to write their checkpoint; the
+	// rest is for the requeue itself.
+	d.StopWait = max(d.Grace-15, 5)
+	if t.Launcher == "srun" {
+		d.SrunTasks = "--ntasks-per-node=" + strconv.Itoa(t.TasksPerNode)
+	} else {
+		// One launcher per node; it starts the node's ranks itself and gets
+		// the CPUs (and GPUs) of all of them.
+		d.SrunTasks = `--ntasks="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --cpus-per-task=` + strconv.Itoa(t.ProcsPerNode()*t.CPUs)
+		if t.GPUsPerNode > 0 {
+			d.SrunTasks += " --gres=gpu:" + strconv.Itoa(t.GPUsPerNode)
+		}
+	}
+	if c := p.Environment.Container; c != nil {
+		switch c.Runtime {
+		case "apptainer":
+			w := []string{"apptainer", "exec"}
+			if t.GPUsPerNode > 0 {
+				w = append(w, "--nv")
+			}
+			words := strings.Join(w, " ") + ` --bind "$SLURMTUNE_RUN_DIR"`
+			for _, m := range c.Mounts {
+				words += " --bind " + Quote(m)
+			}
+			d.Wrap = words + " " + Quote(c.Image) + " "
+		case "pyxis":
+			mounts := `"$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR"`
+			if len(c.Mounts) > 0 {
+				mounts += Quote("," + strings.Join(c.Mounts, ","))
+			}
+			d.SrunContainer = " --container-image=" + Quote(c.Image) + " --container-mounts=" + mounts +
+				` --container-workdir="$SLURMTUNE_RUN_DIR"`
+		}
+	}
+	return d
+}
