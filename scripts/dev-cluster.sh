@@ -177,7 +177,7 @@ MinJobAge=300
 KillWait=10
 InactiveLimit=0
 SlurmctldTimeout=120
-SlurmdTimeout=300
+SlurmdTimeout=20
 
 EOF
 	for i in "${!NODES[@]}"; do
