@@ -202,6 +202,17 @@ func TestE2ERunSucceedsWithHostileNames(t *testing.T) {
 			t.Errorf("run directory lacks %s: %v", f, err)
 		}
 	}
+	// The exporter ran on both nodes of the training job; there is no NVML
+	// here, which it recorded, and the job was unaffected.
+	for _, host := range []string{"st-node1", "st-node2"} {
+		b, err := os.ReadFile(filepath.Join(run.RunDir, "gpu", "samples-"+host+".jsonl"))
+		if err != nil || !strings.Contains(string(b), `"nvml":"unavailable"`) {
+			t.Errorf("GPU samples of %s: %v %s", host, err, b)
+		}
+	}
+	if g := slurmtune(t, db, "gpu", sub.Run); g.code != 0 || !strings.Contains(g.stdout, "no GPU telemetry: NVML was not available on st-node1, st-node2") {
+		t.Errorf("slurmtune gpu: exit %d: %s %s", g.code, g.stdout, g.stderr)
+	}
 	var rep struct {
 		Passed  bool               `json:"passed"`
 		Metrics map[string]float64 `json:"metrics"`
