@@ -106,11 +106,20 @@ func BuildReport(samples []Sample) Report {
 			r.End = last
 		}
 	}
+	r.Finish(statusSummary(statuses, hosts))
+	return r
+}
+
+// Finish completes a report whose GPUs, Start, End and Hosts are filled in:
+// it orders the GPUs, and sets the duration, the mean utilization, the
+// underutilized flag and whether telemetry was available (with notes on the
+// hosts that had none, or the plain message when no host had any). Every
+// way of building a Report ends with it, so they all judge alike.
+func (r *Report) Finish(notes []string) {
 	slices.SortFunc(r.GPUs, func(a, b GPUReport) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.GPU, b.GPU), cmp.Compare(a.MIG, b.MIG), cmp.Compare(a.UUID, b.UUID))
 	})
 	r.DurationS = r.End.Sub(r.Start).Seconds()
-
 	var sum float64
 	var n int
 	for _, g := range r.GPUs {
@@ -119,21 +128,21 @@ func BuildReport(samples []Sample) Report {
 			n++
 		}
 	}
-	if r.MeanUtilPct = finite(sum / float64(n)); r.MeanUtilPct != nil {
-		r.Underutilized = *r.MeanUtilPct < UnderutilizedPct && r.End.Sub(r.Start) > UnderutilizedAfter
+	r.MeanUtilPct, r.Underutilized = nil, false
+	if n > 0 {
+		if r.MeanUtilPct = finite(sum / float64(n)); r.MeanUtilPct != nil {
+			r.Underutilized = *r.MeanUtilPct < UnderutilizedPct && r.End.Sub(r.Start) > UnderutilizedAfter
+		}
 	}
-
-	status := statusSummary(statuses, hosts)
 	r.Telemetry = len(r.GPUs) > 0
 	switch {
 	case r.Telemetry:
-		r.Notes = status
-	case len(status) > 0:
-		r.Message = "no GPU telemetry: " + strings.Join(status, "; ")
+		r.Notes = notes
+	case len(notes) > 0:
+		r.Message = "no GPU telemetry: " + strings.Join(notes, "; ")
 	default:
 		r.Message = "no GPU telemetry: no samples were recorded"
 	}
-	return r
 }
 
 // statusSummary describes the hosts that wrote a status line and no GPU

@@ -281,33 +281,7 @@ func GPUReport(aggs []*GPUAgg, statuses []NVMLStatus) nvml.Report {
 			}
 		}
 	})
-	slices.SortFunc(r.GPUs, func(a, b nvml.GPUReport) int {
-		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.GPU, b.GPU), cmp.Compare(a.MIG, b.MIG), cmp.Compare(a.UUID, b.UUID))
-	})
-	r.DurationS = r.End.Sub(r.Start).Seconds()
-	var sum float64
-	var n int
-	for _, g := range r.GPUs {
-		if g.MeanUtilPct != nil {
-			sum += *g.MeanUtilPct
-			n++
-		}
-	}
-	if n > 0 {
-		if r.MeanUtilPct = finite(sum / float64(n)); r.MeanUtilPct != nil {
-			r.Underutilized = *r.MeanUtilPct < nvml.UnderutilizedPct && r.End.Sub(r.Start) > nvml.UnderutilizedAfter
-		}
-	}
-	notes := statusNotes(statuses, hosts)
-	r.Telemetry = len(r.GPUs) > 0
-	switch {
-	case r.Telemetry:
-		r.Notes = notes
-	case len(notes) > 0:
-		r.Message = "no GPU telemetry: " + strings.Join(notes, "; ")
-	default:
-		r.Message = "no GPU telemetry: no samples were recorded"
-	}
+	r.Finish(statusNotes(statuses, hosts))
 	return r
 }
 
