@@ -24,6 +24,12 @@ func networkFilesystem(dir string) (string, bool) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return "", false
 	}
-	name, ok := networkFS[int64(st.Type)]
+	return networkFSName(int64(st.Type))
+}
+
+// networkFSName names a statfs f_type that is a network or cluster
+// filesystem.
+func networkFSName(magic int64) (string, bool) {
+	name, ok := networkFS[magic]
 	return name, ok
 }
