@@ -46,7 +46,4 @@ func TestE2ERetryOnTimeout(t *testing.T) {
 	if !strings.Contains(log, "first attempt") || !strings.Contains(log, "second attempt") {
 		t.Errorf("train log lacks both attempts:\n%s", log)
 	}
-	if sq := slurmtest.Run(t, "sacct", "-n", "-X", "-P", "-o", "State", "-j", sub.Jobs["train"]); !strings.HasPrefix(sq, "TIMEOUT") {
-		t.Logf("sacct for the first train job says %q (accounting may lag)", sq)
-	}
 }

@@ -315,16 +315,6 @@ type SyncResult struct {
 	Missing int // jobs Slurm no longer knows
 }
 
-// Sync asks Slurm about every tracked live job at once and records what
-// changed. All tracked jobs are taken to be on this service's cluster.
-func (s *Service) Sync(ctx context.Context) (SyncResult, error) {
-	live, err := s.Store.LiveJobs(ctx)
-	if err != nil {
-		return SyncResult{}, err
-	}
-	return s.SyncJobs(ctx, live)
-}
-
 // SyncJobs asks Slurm about the given tracked jobs with one refresh and
 // records what changed.
 func (s *Service) SyncJobs(ctx context.Context, live []store.TrackedJob) (SyncResult, error) {
@@ -408,24 +398,35 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*store.Run, error) 
 	if err := s.Store.MarkCancelled(ctx, r.ID); err != nil {
 		return nil, err
 	}
+	if _, err := s.SyncJobs(ctx, liveJobsOf(r)); err != nil {
+		s.Log.Warn("sync after cancel", "err", err)
+	}
+	return s.Store.GetRun(ctx, r.ID)
+}
+
+// liveJobsOf lists a run's stage jobs that have not ended.
+func liveJobsOf(r *store.Run) []store.TrackedJob {
 	var tracked []store.TrackedJob
 	for _, st := range r.Stages {
 		if st.JobID != "" && !st.Terminal() {
 			tracked = append(tracked, store.TrackedJob{RunID: r.ID, Stage: st.Name, JobID: st.JobID})
 		}
 	}
-	if _, err := s.SyncJobs(ctx, tracked); err != nil {
-		s.Log.Warn("sync after cancel", "err", err)
-	}
-	return s.Store.GetRun(ctx, r.ID)
+	return tracked
 }
 
-// Follow syncs every interval until the run has ended, calling progress
-// after each refresh. Transient cluster errors are retried.
+// Follow refreshes the run's live jobs every interval until the run has
+// ended, calling progress after each refresh. Only this run's jobs are
+// asked about: other runs may be on other clusters. Transient cluster
+// errors are retried.
 func (s *Service) Follow(ctx context.Context, runID string, interval time.Duration, progress func(*store.Run)) (*store.Run, error) {
 	backoff := interval
 	for {
-		_, err := s.Sync(ctx)
+		r, err := s.Store.GetRun(ctx, runID)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.SyncJobs(ctx, liveJobsOf(r))
 		switch {
 		case err == nil:
 			backoff = interval
@@ -435,7 +436,7 @@ func (s *Service) Follow(ctx context.Context, runID string, interval time.Durati
 		default:
 			return nil, err
 		}
-		r, err := s.Store.GetRun(ctx, runID)
+		r, err = s.Store.GetRun(ctx, runID)
 		if err != nil {
 			return nil, err
 		}

@@ -82,7 +82,11 @@ func TestSyncCommandCountIsConstant(t *testing.T) {
 			cr := &countingRunner{inner: local.Runner{}}
 			svc := &Service{Client: cmdline.New(cr), Store: st, Log: slog.New(slog.DiscardHandler)}
 			start := time.Now()
-			res, err := svc.Sync(ctx)
+			live, err := st.LiveJobs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := svc.SyncJobs(ctx, live)
 			if err != nil {
 				t.Fatal(err)
 			}
