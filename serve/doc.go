@@ -17,4 +17,11 @@
 // HTTP. Metrics are exposed on the router's own Prometheus registry at
 // /metrics, and Router.Stats gives windowed per-backend error rate and p95
 // latency for canary analysis.
+//
+// Request bodies up to Config.MaxBufferedBody are read before they are
+// forwarded, so a request whose backend cannot be connected to is sent to
+// another one (and the dead backend leaves the rotation until a probe
+// passes), and so the prompts of answered completion requests can be
+// written to a PromptLog for data drift checks. Larger bodies stream in full
+// duplex.
 package serve

@@ -1,12 +1,16 @@
 package serve
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,41 +104,72 @@ func envInt(t *testing.T, key string, def int) int {
 }
 
 // TestLoad compares latency against a loopback backend directly and through
-// the router at a fixed request rate. It only runs with SLURMTUNE_LOAD=1
-// (scripts/bench/router.sh); SLURMTUNE_LOAD_RPS (default 1000) and
-// SLURMTUNE_LOAD_SECONDS (default 3) size it. With SLURMTUNE_LOAD_STRICT=1 it
-// fails if the router adds more than 1ms at p99.
+// the router at a fixed request rate, with each part in its own process as
+// deployed: the backend (this test binary, re-executed), the router (the
+// slurmtune binary named by SLURMTUNE_BIN, run as `slurmtune router` with
+// its default access and prompt logs) and the load generator (this test).
+// It only runs with SLURMTUNE_LOAD=1 (scripts/bench/router.sh);
+// SLURMTUNE_LOAD_RPS (default 1000), SLURMTUNE_LOAD_SECONDS (default 3) and
+// SLURMTUNE_LOAD_ROUNDS (default 3) size it. With SLURMTUNE_LOAD_STRICT=1 it
+// fails if the router adds more than 1ms at p99 (median of the rounds).
 func TestLoad(t *testing.T) {
 	if os.Getenv("SLURMTUNE_LOAD") == "" {
 		t.Skip("load test: set SLURMTUNE_LOAD=1 or run scripts/bench/router.sh")
+	}
+	bin := os.Getenv("SLURMTUNE_BIN")
+	if bin == "" {
+		t.Fatal("SLURMTUNE_BIN: the slurmtune binary to run the router with (scripts/bench/router.sh builds it)")
 	}
 	rps := envInt(t, "SLURMTUNE_LOAD_RPS", 1000)
 	d := time.Duration(envInt(t, "SLURMTUNE_LOAD_SECONDS", 3)) * time.Second
 	rounds := envInt(t, "SLURMTUNE_LOAD_ROUNDS", 3)
 
-	backend := httptest.NewServer(completionHandler())
-	defer backend.Close()
-	r := NewRouter(Config{})
-	defer r.Close()
-	if err := r.Apply(t.Context(), State{Backends: []Backend{{Name: "b", URL: backend.URL, Weight: 1}}}); err != nil {
+	backendURL := startProcess(t, exec.Command(os.Args[0], "-test.run=^TestLoadBackendProcess$"), "SLURMTUNE_LOAD_BACKEND=1")
+	dir := t.TempDir()
+	state := filepath.Join(dir, "router.json")
+	if err := WriteState(state, State{Name: "load", Version: 1, Backends: []Backend{{Name: "b", URL: backendURL, Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(r)
-	defer front.Close()
+	addr := freeAddr(t)
+	router := exec.Command(bin, "router", "--listen", addr, "--state", state, "--access-log", filepath.Join(dir, "access.log"))
+	router.Stderr = os.Stderr
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = router.Process.Signal(os.Interrupt)
+		_ = router.Wait()
+	})
+	routerURL := "http://" + addr
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	ctx := t.Context()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Post(routerURL+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"x"}`))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router did not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// Warm up connection pools on both paths.
-	runLoad(ctx, client, backend.URL+"/v1/completions", rps, d/6)
-	runLoad(ctx, client, front.URL+"/v1/completions", rps, d/6)
+	runLoad(ctx, client, backendURL+"/v1/completions", rps, d/6)
+	runLoad(ctx, client, routerURL+"/v1/completions", rps, d/6)
 
 	var direct, routed []loadResult
 	for range rounds { // alternate so that both paths see similar machine noise
-		direct = append(direct, runLoad(ctx, client, backend.URL+"/v1/completions", rps, d))
-		routed = append(routed, runLoad(ctx, client, front.URL+"/v1/completions", rps, d))
+		direct = append(direct, runLoad(ctx, client, backendURL+"/v1/completions", rps, d))
+		routed = append(routed, runLoad(ctx, client, routerURL+"/v1/completions", rps, d))
 	}
 	var addedP50s, addedP99s []time.Duration
 	for i := range rounds {
@@ -159,6 +194,59 @@ func TestLoad(t *testing.T) {
 	if os.Getenv("SLURMTUNE_LOAD_STRICT") != "" && addedP99 > time.Millisecond {
 		t.Errorf("router adds %v at p99, target < 1ms", addedP99)
 	}
+}
+
+// TestLoadBackendProcess is the backend process of TestLoad: it serves
+// completionHandler on a loopback port, prints its URL and exits when its
+// stdin closes.
+func TestLoadBackendProcess(t *testing.T) {
+	if os.Getenv("SLURMTUNE_LOAD_BACKEND") == "" {
+		t.Skip("the backend process of TestLoad")
+	}
+	srv := httptest.NewServer(completionHandler())
+	defer srv.Close()
+	fmt.Println(srv.URL)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// startProcess starts cmd with env added, reads the URL it prints as its
+// first line and stops it (closing its stdin) at cleanup.
+func startProcess(t *testing.T, cmd *exec.Cmd, env ...string) string {
+	t.Helper()
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return strings.TrimSpace(line)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // BenchmarkRouterServeHTTP measures the router's request path (pick, proxy

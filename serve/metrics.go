@@ -23,9 +23,10 @@ type metrics struct {
 	weight       *prometheus.GaugeVec
 	stateVersion prometheus.Gauge
 	reloads      *prometheus.CounterVec
+	retries      *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg *prometheus.Registry, prompts *PromptLog) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slurmtune_router_requests_total",
@@ -56,10 +57,27 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "slurmtune_router_state_reloads_total",
 			Help: "Routing state updates seen, by result (applied or invalid).",
 		}, []string{"result"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slurmtune_router_retries_total",
+			Help: "Requests sent to another backend because this one could not be connected to.",
+		}, []string{"backend"}),
 	}
-	reg.MustRegister(m.requests, m.errors, m.duration, m.healthy, m.weight, m.stateVersion, m.reloads,
+	reg.MustRegister(m.requests, m.errors, m.duration, m.healthy, m.weight, m.stateVersion, m.reloads, m.retries,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if prompts != nil {
+		for _, c := range []struct {
+			name, help string
+			value      func() uint64
+		}{
+			{"slurmtune_router_prompts_logged_total", "Prompts written to the prompt log.", prompts.Logged},
+			{"slurmtune_router_prompts_dropped_total", "Prompts not logged because the prompt log's queue was full.", prompts.Dropped},
+			{"slurmtune_router_prompts_failed_total", "Prompts lost to prompt log write errors.", prompts.Failed},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+				func() float64 { return float64(c.value()) }))
+		}
+	}
 	return m
 }
 

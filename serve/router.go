@@ -1,11 +1,14 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"slices"
@@ -39,7 +42,26 @@ type Config struct {
 	// AccessLog receives one JSON log line per proxied request. Nil
 	// disables access logging.
 	AccessLog io.Writer
+	// MaxBufferedBody is the largest request body the router reads in
+	// full before forwarding it. A buffered request can be sent again to
+	// another backend when the first could not be connected to, goes out
+	// with a Content-Length even if the client sent it chunked, and has its
+	// prompt logged. Larger bodies are streamed to the backend as they
+	// arrive. Default DefaultMaxBufferedBody; negative: never buffer.
+	MaxBufferedBody int64
+	// PromptLog, if set, receives the prompts of the completion and chat
+	// completion requests that backends answered with a 2xx status.
+	PromptLog *PromptLog
 }
+
+// DefaultMaxBufferedBody bounds the request bodies the router buffers:
+// ample for prompts (a 128k-token prompt is about 0.5 MiB of JSON).
+const DefaultMaxBufferedBody = 1 << 20
+
+// maxAttempts bounds the backends one request is tried on. A request is
+// only sent again when connecting to the previous backend failed, so the
+// backend cannot have seen it.
+const maxAttempts = 3
 
 // Router is an http.Handler that proxies to the backends of the routing state
 // in effect. It serves GET /metrics and, when an admin token is configured,
@@ -75,6 +97,9 @@ func NewRouter(cfg Config) *Router {
 	if cfg.StatsWindow <= 0 {
 		cfg.StatsWindow = time.Minute
 	}
+	if cfg.MaxBufferedBody == 0 {
+		cfg.MaxBufferedBody = DefaultMaxBufferedBody
+	}
 	r := &Router{
 		cfg:    cfg,
 		log:    cfg.Logger,
@@ -88,7 +113,7 @@ func NewRouter(cfg Config) *Router {
 	if cfg.AccessLog != nil {
 		r.access = slog.New(slog.NewJSONHandler(cfg.AccessLog, nil))
 	}
-	r.metrics = newMetrics(r.reg)
+	r.metrics = newMetrics(r.reg, cfg.PromptLog)
 	r.noneM = &backendMetrics{vec: r.metrics.requests, name: noBackend, errors: r.metrics.errors.WithLabelValues(noBackend)}
 	r.promH = promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})
 	r.recs.New = func() any { return new(responseRecorder) }
@@ -195,6 +220,11 @@ func (r *Router) newBackend(cfg Backend) *backend {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			if bb, ok := pr.In.Body.(*bufferedBody); ok {
+				// Lets the transport resend it on a fresh connection when a
+				// pooled one turns out dead before anything was written.
+				pr.Out.GetBody = bb.replay
+			}
 		},
 		Transport:     b.transport,
 		FlushInterval: -1,
@@ -205,11 +235,40 @@ func (r *Router) newBackend(cfg Backend) *backend {
 				w.WriteHeader(statusClientClosed)
 				return
 			}
+			rec, _ := w.(*responseRecorder)
+			if isConnectError(err) {
+				r.markDown(b, err)
+				if rec != nil && rec.canRetry && rec.status == 0 {
+					rec.retryErr = err // serveProxy tries another backend
+					return
+				}
+			}
 			r.log.Warn("backend request failed", "backend", cfg.Name, "url", cfg.URL, "err", err)
 			writeJSONError(w, http.StatusBadGateway, "backend "+cfg.Name+" unavailable")
 		},
 	}
 	return b
+}
+
+// isConnectError reports whether err is a failure to connect to a backend:
+// the request cannot have reached it.
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// markDown takes a backend that could not be connected to out of rotation
+// at once (passive health check); the next successful active probe puts it
+// back.
+func (r *Router) markDown(b *backend, err error) {
+	if b.healthy.Swap(false) {
+		r.log.Warn("backend unhealthy", "backend", b.cfg.Name, "url", b.cfg.URL, "err", err)
+		r.gaugeMu.Lock()
+		if !b.removed.Load() {
+			r.metrics.healthy.WithLabelValues(b.cfg.Name).Set(0)
+		}
+		r.gaugeMu.Unlock()
+	}
 }
 
 // statusClientClosed is recorded (nginx style) when the client went away
@@ -264,15 +323,19 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// acquire picks a backend from the current table and registers the request
-// as in flight on it. If the table is swapped and the backend removed
-// between the pick and the registration, it picks again from the new table,
-// so a draining backend never receives a request it has not counted.
-func (r *Router) acquire() *backend {
-	for {
+// acquire picks a backend from the current table, other than those in
+// skip, and registers the request as in flight on it. If the table is
+// swapped and the backend removed between the pick and the registration, it
+// picks again from the new table, so a draining backend never receives a
+// request it has not counted.
+func (r *Router) acquire(skip []*backend) *backend {
+	for range 16 {
 		b := r.table.Load().pick()
 		if b == nil {
 			return nil
+		}
+		if slices.Contains(skip, b) {
+			continue // a backend this request failed on, not yet marked down
 		}
 		b.inFlight.Add(1)
 		if !b.removed.Load() {
@@ -280,25 +343,80 @@ func (r *Router) acquire() *backend {
 		}
 		b.inFlight.Add(-1)
 	}
+	return nil
 }
 
 func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	b := r.acquire()
-	if b == nil {
-		writeJSONError(w, http.StatusServiceUnavailable, "no healthy backend")
-		d := time.Since(start)
-		r.noneM.request(http.StatusServiceUnavailable).Inc()
-		r.noneM.errors.Inc()
-		r.logAccess(req, noBackend, http.StatusServiceUnavailable, d, 0)
+	body, err := r.bufferBody(w, req)
+	if err != nil {
+		status := http.StatusBadRequest
+		if req.Context().Err() != nil {
+			status = statusClientClosed
+			w.WriteHeader(status)
+		} else {
+			writeJSONError(w, status, "read request body: "+err.Error())
+		}
+		r.noneM.request(status).Inc()
+		r.logAccess(req, noBackend, status, time.Since(start), 0, 0)
 		return
 	}
+
+	// Only a request whose body can be sent again may go to another
+	// backend after a failed connection.
+	replayable := body != nil || req.Body == nil || req.Body == http.NoBody
+	var tried [maxAttempts]*backend
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		b := r.acquire(tried[:attempt])
+		if b == nil {
+			if attempt > 0 {
+				break // every backend tried: the last failure is answered below
+			}
+			writeJSONError(w, http.StatusServiceUnavailable, "no healthy backend")
+			r.noneM.request(http.StatusServiceUnavailable).Inc()
+			r.noneM.errors.Inc()
+			r.logAccess(req, noBackend, http.StatusServiceUnavailable, time.Since(start), 0, 0)
+			return
+		}
+		tried[attempt] = b
+		if body != nil {
+			req.Body = body.fresh()
+		}
+		canRetry := replayable && attempt+1 < maxAttempts
+		done, status := r.proxyTo(b, w, req, start, attempt, canRetry)
+		if done {
+			if body != nil && r.cfg.PromptLog != nil && status >= 200 && status <= 299 {
+				r.recordPrompt(b, req, body)
+			}
+			return
+		}
+		r.metrics.retries.WithLabelValues(b.cfg.Name).Inc()
+	}
+	writeJSONError(w, http.StatusBadGateway, "no backend could be connected to")
+	r.noneM.request(http.StatusBadGateway).Inc()
+	r.noneM.errors.Inc()
+	r.logAccess(req, noBackend, http.StatusBadGateway, time.Since(start), 0, maxAttempts)
+}
+
+// proxyTo sends req to b and reports the status answered. It reports
+// done=false, having written nothing, when connecting to b failed and
+// canRetry allowed another backend to be tried; the attempt still counts as
+// a failed request of b.
+func (r *Router) proxyTo(b *backend, w http.ResponseWriter, req *http.Request, start time.Time, attempt int, canRetry bool) (done bool, status int) {
 	rec := r.recs.Get().(*responseRecorder)
-	*rec = responseRecorder{ResponseWriter: w, start: start}
+	*rec = responseRecorder{ResponseWriter: w, start: start, canRetry: canRetry}
 	defer func() {
 		p := recover()
-		r.finish(b, req, rec, p != nil)
-		rec.ResponseWriter = nil
+		done, status = rec.retryErr == nil, rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if done {
+			r.finish(b, req, rec, p != nil, attempt)
+		} else {
+			r.finishFailedAttempt(b, rec)
+		}
+		rec.ResponseWriter, rec.retryErr = nil, nil
 		r.recs.Put(rec)
 		b.inFlight.Add(-1)
 		if p != nil {
@@ -306,9 +424,80 @@ func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 		}
 	}()
 	b.proxy.ServeHTTP(rec, req)
+	return
 }
 
-func (r *Router) finish(b *backend, req *http.Request, rec *responseRecorder, aborted bool) {
+// bufferBody reads a request body of at most MaxBufferedBody bytes in full
+// and returns it; nil means there is no body or it is streamed instead.
+// Streamed bodies get full-duplex HTTP/1: net/http otherwise closes the
+// request body once the response starts, which cuts off a backend that
+// answers before it has read the whole request (golang/go#40747).
+func (r *Router) bufferBody(w http.ResponseWriter, req *http.Request) (*bufferedBody, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0 {
+		return nil, nil
+	}
+	limit := r.cfg.MaxBufferedBody
+	if limit < 0 || req.ContentLength > limit {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		return nil, nil
+	}
+	if req.ContentLength > 0 {
+		data := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, data); err != nil {
+			return nil, err
+		}
+		return &bufferedBody{data: data}, nil
+	}
+	// Chunked: read up to the limit; a longer body is streamed, starting
+	// with what was read.
+	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(data), req.Body), req.Body}
+		return nil, nil
+	}
+	req.ContentLength = int64(len(data))
+	req.TransferEncoding = nil
+	if len(data) == 0 {
+		req.Body = http.NoBody
+		return nil, nil
+	}
+	return &bufferedBody{data: data}, nil
+}
+
+// bufferedBody is a request body read in full; fresh and replay hand out
+// independent readers of it.
+type bufferedBody struct {
+	bytes.Reader
+	data []byte
+}
+
+func (b *bufferedBody) Close() error { return nil }
+
+func (b *bufferedBody) fresh() *bufferedBody {
+	nb := &bufferedBody{data: b.data}
+	nb.Reset(b.data)
+	return nb
+}
+
+func (b *bufferedBody) replay() (io.ReadCloser, error) { return b.fresh(), nil }
+
+// recordPrompt hands the body of an answered completion request to the
+// prompt log.
+func (r *Router) recordPrompt(b *backend, req *http.Request, body *bufferedBody) {
+	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/completions") {
+		return
+	}
+	r.cfg.PromptLog.Record(b.cfg.Name, req.URL.Path, body.data)
+}
+
+func (r *Router) finish(b *backend, req *http.Request, rec *responseRecorder, aborted bool, attempt int) {
 	d := time.Since(rec.start)
 	status := rec.status
 	if status == 0 {
@@ -328,10 +517,25 @@ func (r *Router) finish(b *backend, req *http.Request, rec *responseRecorder, ab
 	b.metrics.request(status).Inc()
 	b.metrics.duration.Observe(d.Seconds())
 	b.window.add(sample{at: rec.start.Add(d).UnixNano(), dur: d, firstByte: fb, failed: failed})
-	r.logAccess(req, b.cfg.Name, status, d, rec.bytes)
+	r.logAccess(req, b.cfg.Name, status, d, rec.bytes, attempt+1)
 }
 
-func (r *Router) logAccess(req *http.Request, backendName string, status int, d time.Duration, n int64) {
+// finishFailedAttempt counts an attempt that could not connect to b (and
+// was retried elsewhere) as a failed request of b, so that its error rate
+// shows it.
+func (r *Router) finishFailedAttempt(b *backend, rec *responseRecorder) {
+	d := time.Since(rec.start)
+	b.requests.Add(1)
+	b.errors.Add(1)
+	b.metrics.errors.Inc()
+	b.metrics.request(http.StatusBadGateway).Inc()
+	b.metrics.duration.Observe(d.Seconds())
+	b.window.add(sample{at: time.Now().UnixNano(), dur: d, firstByte: d, failed: true})
+}
+
+// logAccess writes the access log line of a request; attempts is the
+// number of backends it was sent to (0: none).
+func (r *Router) logAccess(req *http.Request, backendName string, status int, d time.Duration, n int64, attempts int) {
 	if r.access == nil {
 		return
 	}
@@ -342,6 +546,7 @@ func (r *Router) logAccess(req *http.Request, backendName string, status int, d 
 		slog.Int("status", status),
 		slog.Duration("duration", d),
 		slog.Int64("bytes", n),
+		slog.Int("attempts", attempts),
 		slog.String("remote", req.RemoteAddr),
 	)
 }

@@ -44,7 +44,7 @@ func (b *testBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/slow" {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if r.URL.Path == "/fail" {
+	if strings.HasPrefix(r.URL.Path, "/fail") {
 		http.Error(w, "boom", http.StatusInternalServerError)
 		return
 	}

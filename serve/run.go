@@ -44,6 +44,15 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog receives one JSON line per proxied request. Nil disables.
 	AccessLog io.Writer
+	// PromptLog is the file (JSON lines, see PromptEntry) the prompts of
+	// answered completion requests are appended to, for data drift
+	// checks. Empty disables it.
+	PromptLog string
+	// PromptLogMaxBytes is the size at which the prompt log is rotated.
+	// Default DefaultPromptLogMaxBytes.
+	PromptLogMaxBytes int64
+	// MaxBufferedBody: see Config.MaxBufferedBody.
+	MaxBufferedBody int64
 	// OnReady, if set, is called once the router accepts connections.
 	OnReady func(r *Router, addr net.Addr)
 }
@@ -78,16 +87,33 @@ func RunRouter(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var prompts *PromptLog
+	if opts.PromptLog != "" {
+		if prompts, err = OpenPromptLog(opts.PromptLog, opts.PromptLogMaxBytes); err != nil {
+			return err
+		}
+	}
 	r := NewRouter(Config{
-		HealthPath:    opts.HealthPath,
-		HealthTimeout: opts.HealthTimeout,
-		StatsWindow:   opts.StatsWindow,
-		AdminToken:    token,
-		StatePath:     opts.StatePath,
-		Logger:        log,
-		AccessLog:     opts.AccessLog,
+		HealthPath:      opts.HealthPath,
+		HealthTimeout:   opts.HealthTimeout,
+		StatsWindow:     opts.StatsWindow,
+		AdminToken:      token,
+		StatePath:       opts.StatePath,
+		Logger:          log,
+		AccessLog:       opts.AccessLog,
+		MaxBufferedBody: opts.MaxBufferedBody,
+		PromptLog:       prompts,
 	})
 	defer r.Close()
+	if prompts != nil {
+		// Runs after the server has shut down: no request records a
+		// prompt any more.
+		defer func() {
+			if err := prompts.Close(); err != nil {
+				log.Warn("prompt log", "path", opts.PromptLog, "err", err)
+			}
+		}()
+	}
 
 	ln := opts.Listener
 	if ln == nil {

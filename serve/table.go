@@ -73,6 +73,11 @@ type responseRecorder struct {
 	status    int
 	firstByte time.Duration
 	bytes     int64
+	// canRetry lets the proxy's error handler leave a connect failure
+	// unanswered (recording it in retryErr) so that another backend can
+	// be tried.
+	canRetry bool
+	retryErr error
 }
 
 func (w *responseRecorder) WriteHeader(code int) {

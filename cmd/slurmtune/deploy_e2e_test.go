@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,7 +105,7 @@ func startTestRouter(t *testing.T, state string) *testRouter {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- serve.RunRouter(ctx, serve.Options{Listener: ln, StatePath: state, HealthInterval: 500 * time.Millisecond,
+		done <- serve.RunRouter(ctx, serve.Options{Listener: ln, StatePath: state, HealthInterval: 500 * time.Millisecond, PromptLog: tr.paths.Prompts,
 			ShutdownTimeout: 5 * time.Second, StatsWindow: 30 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(logFile, nil)), AccessLog: accessFile,
 			OnReady: func(r *serve.Router, _ net.Addr) {
@@ -385,6 +387,16 @@ func TestE2EDeployStrategies(t *testing.T) {
 	}
 	if model, _ := complete(t, rt.url, "The scheduler"); model != "tiny-v2" {
 		t.Errorf("after the switch the router answers with %q", model)
+	}
+	// The router logged the prompt for the backend that answered it.
+	var promptLog []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if promptLog, _ = os.ReadFile(rt.paths.Prompts); strings.Contains(string(promptLog), `"prompt":"The scheduler"`) {
+			break
+		}
+	}
+	if !strings.Contains(string(promptLog), `"prompt":"The scheduler"`) {
+		t.Errorf("the router's prompt log %s lacks the last prompt:\n%s", rt.paths.Prompts, promptLog)
 	}
 	s = deployStatusOf(t, db, name)
 	if s.Stable == nil || s.Stable.Run != runB || s.Candidate != nil {
@@ -705,6 +717,62 @@ func TestDriftCommand(t *testing.T) {
 	r = slurmtune(t, db, "drift", name, "--no-webhook")
 	if r.code != exitDrift || !strings.Contains(r.stdout, "word_psi") || !strings.Contains(r.stdout, "DRIFT") {
 		t.Errorf("drift (text): exit %d\n%s", r.code, r.stdout)
+	}
+
+	// Prompts that went through `slurmtune router` (as they do to a vLLM
+	// server, which logs none) are what drift reads: unshifted ones sent
+	// through the router clear the alert the server's own log raised.
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, `{"choices":[{"text":"ok"}]}`)
+	}))
+	defer backend.Close()
+	if err := serve.WriteState(state, serve.State{Name: name, Version: 1, Backends: []serve.Backend{{Name: run, URL: backend.URL, Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeLoopbackAddr(t)
+	router := exec.Command(binPath, "router", "--listen", addr, "--state", state, "--access-log", "")
+	router.Stderr = os.Stderr
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer router.Process.Kill()
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i, p := range texts[400:700] {
+		body, _ := json.Marshal(map[string]any{"model": "tiny", "prompt": p, "max_tokens": 4})
+		var resp *http.Response
+		for try := 0; ; try++ {
+			resp, err = client.Post("http://"+addr+"/v1/completions", "application/json", bytes.NewReader(body))
+			if err == nil && resp.StatusCode == http.StatusOK || try == 100 {
+				break
+			}
+			if err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(100 * time.Millisecond) // the router is starting
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("prompt %d through the router: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	if err := router.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Wait(); err != nil {
+		t.Fatalf("router: %v", err)
+	}
+	r = slurmtune(t, db, "drift", name, "--json", "--no-webhook")
+	var got struct {
+		Drifted    bool `json:"drifted"`
+		Production struct {
+			Path    string `json:"path"`
+			Prompts int    `json:"prompts"`
+		} `json:"production"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 || got.Drifted ||
+		got.Production.Path != paths.Prompts || got.Production.Prompts != 300 {
+		t.Errorf("drift on the router's prompt log: exit %d, %+v (%v)\n%s", r.code, got, err, r.stderr)
 	}
 }
 

@@ -164,19 +164,32 @@ func checkDrift(ctx context.Context, e *env, st *store.Store, d *deployment, pos
 	if base == "" {
 		base = rec.Stable.Data
 	}
-	rep.Baseline.Path, rep.Production.Path = base, rec.Stable.PromptLog()
+	rep.Baseline.Path = base
 	if base == "" {
 		rep.Notes = append(rep.Notes, "data drift not checked: no baseline (set monitor.baseline; the model's training split is unknown)")
-	} else if in.BaselinePrompts, err = readPrompts(base, 0); err != nil {
+	} else if in.BaselinePrompts, err = readPrompts(base, "", 0); err != nil {
 		return nil, fmt.Errorf("drift baseline: %w", err)
 	}
-	if rep.Production.Path == "" {
-		rep.Notes = append(rep.Notes, "data drift not checked: the stable model's run directory is unknown")
-	} else if in.ProductionPrompts, err = readPrompts(rep.Production.Path, mon.MaxPrompts); errors.Is(err, fs.ErrNotExist) {
-		rep.Notes = append(rep.Notes, "data drift not checked: the server logged no prompts ("+rep.Production.Path+")")
-		in.ProductionPrompts = nil
-	} else if err != nil {
+	// Production prompts: those the router logged for the stable model's
+	// backend (any server), else those its server logged itself.
+	rep.Production.Path = d.paths.Prompts
+	in.ProductionPrompts, err = readPromptFiles([]string{d.paths.Prompts + ".1", d.paths.Prompts}, rec.Stable.Backend, mon.MaxPrompts)
+	if err != nil {
 		return nil, fmt.Errorf("production prompts: %w", err)
+	}
+	if len(in.ProductionPrompts) == 0 && rec.Stable.PromptLog() != "" {
+		rep.Production.Path = rec.Stable.PromptLog()
+		if in.ProductionPrompts, err = readPrompts(rep.Production.Path, "", mon.MaxPrompts); errors.Is(err, fs.ErrNotExist) {
+			in.ProductionPrompts = nil
+		} else if err != nil {
+			return nil, fmt.Errorf("production prompts: %w", err)
+		}
+	}
+	if len(in.ProductionPrompts) == 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("data drift not checked: no prompts logged for %s (router prompt log %s; server prompt log %s)",
+			rec.Stable.Backend, d.paths.Prompts, orNone(rec.Stable.PromptLog())))
+		rep.Production.Path = d.paths.Prompts
+		in.ProductionPrompts = nil
 	}
 	rep.Baseline.Prompts, rep.Production.Prompts = len(in.BaselinePrompts), len(in.ProductionPrompts)
 	if in.BaselinePrompts == nil || in.ProductionPrompts == nil {
@@ -254,10 +267,38 @@ func windowsFromSamples(samples []store.DeploySample, now time.Time, baselineWin
 	return delta(first, samples[baseEnd]), delta(samples[curStart], samples[last]), ""
 }
 
-// readPrompts reads prompts from a JSONL file: prompt logs ({"prompt"}) or
-// training records ({"text"}, {"messages"}: the user turns,
-// {"instruction", "input"}). With max > 0 only the last max are kept.
-func readPrompts(path string, max int) ([]string, error) {
+// readPromptFiles reads the prompts of backend from prompt log files in
+// order (missing ones are skipped), keeping the last max when max > 0.
+func readPromptFiles(paths []string, backend string, max int) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		got, err := readPrompts(p, backend, max)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	if max > 0 && len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// readPrompts reads prompts from a JSONL file: prompt logs ({"prompt"},
+// with backend set only the lines of that backend) or training records
+// ({"text"}, {"messages"}: the user turns, {"instruction", "input"}). With
+// max > 0 only the last max are kept.
+func readPrompts(path, backend string, max int) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -272,6 +313,7 @@ func readPrompts(path string, max int) ([]string, error) {
 			continue
 		}
 		var r struct {
+			Backend     string  `json:"backend"`
 			Prompt      *string `json:"prompt"`
 			Text        *string `json:"text"`
 			Instruction *string `json:"instruction"`
@@ -281,7 +323,7 @@ func readPrompts(path string, max int) ([]string, error) {
 				Content string `json:"content"`
 			} `json:"messages"`
 		}
-		if json.Unmarshal(line, &r) != nil {
+		if json.Unmarshal(line, &r) != nil || (backend != "" && r.Backend != backend) {
 			continue
 		}
 		var p string

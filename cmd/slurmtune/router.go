@@ -31,6 +31,8 @@ func routerCommand() *cli.Command {
 			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the bearer token for /admin/ (admin API disabled without it)"},
 			&cli.DurationFlag{Name: "health-interval", Usage: "interval between backend health checks", Value: 2 * time.Second},
 			&cli.StringFlag{Name: "access-log", Usage: "access log `FILE` (JSON lines); - for stdout, empty to disable", Value: "-"},
+			&cli.StringFlag{Name: "prompt-log", Usage: "`FILE` the prompts of answered completion requests are appended to, for `slurmtune drift` (default: next to --state, STATE.prompts.jsonl)"},
+			&cli.BoolFlag{Name: "no-prompt-log", Usage: "do not log prompts (data drift is then checked only against prompts the model servers log themselves)"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -52,6 +54,13 @@ func routerCommand() *cli.Command {
 				HealthInterval: c.Duration("health-interval"),
 				Logger:         logger,
 				AccessLog:      access,
+				PromptLog:      c.String("prompt-log"),
+			}
+			switch {
+			case c.Bool("no-prompt-log"):
+				opts.PromptLog = ""
+			case opts.PromptLog == "" && opts.StatePath != "":
+				opts.PromptLog = deploy.PathsFor(opts.StatePath).Prompts
 			}
 			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,12 +33,7 @@ func TestRouterCommand(t *testing.T) {
 	if err := serve.WriteState(state, serve.State{Name: "tiny", Version: 1, Backends: []serve.Backend{{Name: "blue", URL: backend.URL, Weight: 100}}}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeLoopbackAddr(t)
 	cmd := exec.Command(binPath, "router", "--listen", addr, "--state", state, "--health-interval", "200ms", "--access-log", os.DevNull)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -69,6 +65,11 @@ func TestRouterCommand(t *testing.T) {
 	if _, err := os.Stat(stats); err != nil {
 		t.Errorf("the router did not publish its stats next to the state file: %v", err)
 	}
+	resp, err := http.Post("http://"+addr+"/v1/completions", "application/json", strings.NewReader(`{"model":"tiny","prompt":"a prompt for drift"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -80,4 +81,22 @@ func TestRouterCommand(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("router did not stop within 10s of SIGTERM")
 	}
+	// The prompt went to the prompt log next to the state file, written
+	// out on shutdown.
+	prompts, err := os.ReadFile(deploy.PathsFor(state).Prompts)
+	if err != nil || !strings.Contains(string(prompts), `"backend":"blue"`) || !strings.Contains(string(prompts), `"prompt":"a prompt for drift"`) {
+		t.Errorf("prompt log: %q (%v)", prompts, err)
+	}
+}
+
+// freeLoopbackAddr returns a loopback address that was free a moment ago,
+// for a process that must be told where to listen.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Router load benchmark: ~1,000 req/s over loopback against a backend
-# directly and through the router, reporting p50/p99 and the latency the
-# router adds (target: p99 added < 1 ms), then the in-process Go benchmarks.
+# directly and through `slurmtune router` (built here; backend, router and
+# load generator each in their own process), reporting p50/p99 and the
+# latency the router adds (target: p99 added < 1 ms), then the in-process Go
+# benchmarks.
 #
 # Environment (all optional):
 #   SLURMTUNE_LOAD_RPS=1000      request rate per phase
@@ -13,7 +15,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
-SLURMTUNE_LOAD=1 go test ./serve -run '^TestLoad$' -count=1 -v
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/slurmtune" ./cmd/slurmtune
+SLURMTUNE_LOAD=1 SLURMTUNE_BIN="$bin/slurmtune" go test ./serve -run '^TestLoad$' -count=1 -v
 
 if [[ "${BENCHTIME:-2s}" != "0" ]]; then
 	go test ./serve -run '^$' -bench 'BenchmarkRouterServeHTTP|BenchmarkBackendDirect' \

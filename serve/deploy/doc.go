@@ -38,6 +38,7 @@
 //	router.deploy.json       the deployment Record: stable, candidate, previous
 //	router.history.jsonl     every switch (Event), append-only, one JSON per line
 //	router.stats.json        router stats written by the router (StatsWriter)
+//	router.prompts.jsonl     prompts the router forwarded (serve.PromptEntry), read by `slurmtune drift`
 //	router.lock              flock(2) lock serialising all of the above
 //
 // The login-side commands (`slurmtune deploy status|promote|rollback`,

@@ -24,12 +24,14 @@ type Paths struct {
 	Record  string // Record
 	History string // Event lines
 	Stats   string // StatsFile
+	Prompts string // the router's prompt log (serve.PromptEntry lines)
 	Lock    string
 }
 
 // PathsFor returns the files of the deployment whose routing state file is
 // state: "dir/router.json" gives "dir/router.deploy.json",
-// "dir/router.history.jsonl", "dir/router.stats.json" and "dir/router.lock".
+// "dir/router.history.jsonl", "dir/router.stats.json",
+// "dir/router.prompts.jsonl" and "dir/router.lock".
 func PathsFor(state string) Paths {
 	base := strings.TrimSuffix(state, ".json")
 	return Paths{
@@ -37,6 +39,7 @@ func PathsFor(state string) Paths {
 		Record:  base + ".deploy.json",
 		History: base + ".history.jsonl",
 		Stats:   base + ".stats.json",
+		Prompts: base + ".prompts.jsonl",
 		Lock:    base + ".lock",
 	}
 }
