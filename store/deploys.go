@@ -148,3 +148,27 @@ func (s *Store) RunsByName(ctx context.Context, name string, limit int) ([]*Run,
 	}
 	return runs, nil
 }
+
+// DeployingNames lists, sorted, the names of the pipelines that have a run
+// with a deploy stage: the candidates for a deployment that `slurmtune
+// sync` samples.
+func (s *Store) DeployingNames(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT r.name FROM runs r JOIN stages s ON s.run_id = r.id
+		WHERE s.name = 'deploy' ORDER BY r.name`)
+	if err != nil {
+		return nil, fmt.Errorf("deploying pipelines: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("deploying pipelines: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("deploying pipelines: %w", err)
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,8 +51,15 @@ func TestDeployEventsAndSamples(t *testing.T) {
 	if err := s.CreateRun(ctx, Run{ID: "x-1", Name: "x", RunDir: "/r/x", Transport: "local"}, []string{"deploy"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CreateRun(ctx, Run{ID: "nodeploy-1", Name: "nodeploy", RunDir: "/r/n", Transport: "local"}, []string{"prep", "train"}); err != nil {
+		t.Fatal(err)
+	}
 	runs, err := s.RunsByName(ctx, "tiny", 0)
 	if err != nil || len(runs) != 1 || runs[0].ID != "tiny-1" {
 		t.Fatalf("RunsByName: %+v, %v", runs, err)
+	}
+	names, err := s.DeployingNames(ctx)
+	if err != nil || strings.Join(names, ",") != "tiny,x" {
+		t.Fatalf("DeployingNames: %v, %v", names, err)
 	}
 }

@@ -762,6 +762,25 @@ func TestDriftCommand(t *testing.T) {
 	if err := router.Wait(); err != nil {
 		t.Fatalf("router: %v", err)
 	}
+	// A cron sync samples the router's counters into SQLite for
+	// performance drift, without anyone running deploy status or drift.
+	samplesOf := func() int {
+		t.Helper()
+		st, err := store.Open(context.Background(), db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		xs, err := st.DeploySamples(context.Background(), name, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(xs)
+	}
+	before := samplesOf()
+	if r := slurmtune(t, db, "sync"); r.code != 0 || samplesOf() != before+1 {
+		t.Errorf("sync: exit %d, samples %d -> %d\n%s", r.code, before, samplesOf(), r.stderr)
+	}
 	r = slurmtune(t, db, "drift", name, "--json", "--no-webhook")
 	var got struct {
 		Drifted    bool `json:"drifted"`
