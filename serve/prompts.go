@@ -16,9 +16,13 @@ import (
 // DefaultPromptLogMaxBytes is the size at which a prompt log is rotated.
 const DefaultPromptLogMaxBytes = 64 << 20
 
-// promptQueueLen bounds the prompts waiting to be written; beyond it new
-// prompts are dropped (and counted) rather than slowing requests down.
-const promptQueueLen = 4096
+// promptQueueLen and promptQueueBytes bound the prompts waiting to be
+// written; beyond either new prompts are dropped (and counted) rather than
+// slowing requests down or holding their bodies in memory.
+const (
+	promptQueueLen   = 4096
+	promptQueueBytes = 64 << 20
+)
 
 // promptFlushInterval is how often buffered prompt lines reach the file.
 const promptFlushInterval = 500 * time.Millisecond
@@ -46,6 +50,7 @@ type PromptLog struct {
 	maxBytes int64
 
 	queue   chan promptRecord
+	queued  atomic.Int64 // body bytes in queue
 	done    chan struct{}
 	closeMu sync.Once
 
@@ -84,9 +89,16 @@ func (l *PromptLog) Path() string { return l.path }
 // Record queues the body of a completion request served by backend. It
 // never blocks; body must not be modified afterwards.
 func (l *PromptLog) Record(backend, path string, body []byte) {
+	n := int64(len(body))
+	if l.queued.Add(n) > promptQueueBytes {
+		l.queued.Add(-n)
+		l.dropped.Add(1)
+		return
+	}
 	select {
 	case l.queue <- promptRecord{at: time.Now(), backend: backend, path: path, body: body}:
 	default:
+		l.queued.Add(-n)
 		l.dropped.Add(1)
 	}
 }
@@ -147,6 +159,7 @@ func (l *PromptLog) run(f *os.File) {
 				}
 				return
 			}
+			l.queued.Add(-int64(len(rec.body)))
 			for _, e := range promptsOf(rec) {
 				line.Reset()
 				if err := enc.Encode(e); err != nil {

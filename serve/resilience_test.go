@@ -106,6 +106,9 @@ func TestBackendAnsweringBeforeTheBodyArrives(t *testing.T) {
 			if l := resp.Header.Get("X-Request-Length"); l != wantLen {
 				t.Errorf("backend saw Content-Length %s, want %s", l, wantLen)
 			}
+			if n := tr.r.buffered.Load(); n != 0 {
+				t.Errorf("%d buffered bytes still reserved after the request", n)
+			}
 		})
 	}
 }
@@ -291,5 +294,34 @@ func TestPromptsOf(t *testing.T) {
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.body, got, tc.want)
 		}
+	}
+}
+
+func TestBufferedBodiesShareABudget(t *testing.T) {
+	r := NewRouter(Config{MaxBufferedBody: 2000, MaxBufferedTotal: 3000})
+	defer r.Close()
+	newReq := func(n int, chunked bool) *http.Request {
+		req := httptest.NewRequest(http.MethodPost, "/v1/completions", bytes.NewReader(bytes.Repeat([]byte("x"), n)))
+		if chunked {
+			req.ContentLength = -1
+		}
+		return req
+	}
+	w := httptest.NewRecorder()
+	first, reserved1, err := r.bufferBody(w, newReq(2000, false))
+	if err != nil || first == nil || reserved1 != 2000 || r.buffered.Load() != 2000 {
+		t.Fatalf("first: %v reserved %d, total %d, err %v", first != nil, reserved1, r.buffered.Load(), err)
+	}
+	// Over the budget: streamed, nothing reserved.
+	second, reserved2, err := r.bufferBody(w, newReq(2000, false))
+	if err != nil || second != nil || reserved2 != 0 || r.buffered.Load() != 2000 {
+		t.Fatalf("second: %v reserved %d, total %d, err %v", second != nil, reserved2, r.buffered.Load(), err)
+	}
+	r.buffered.Add(-reserved1) // the first request is done
+	// A chunked body reserves the most it may read, then what it read.
+	req := newReq(500, true)
+	third, reserved3, err := r.bufferBody(w, req)
+	if err != nil || third == nil || reserved3 != 500 || r.buffered.Load() != 500 || req.ContentLength != 500 {
+		t.Fatalf("chunked: %v reserved %d, total %d, length %d, err %v", third != nil, reserved3, r.buffered.Load(), req.ContentLength, err)
 	}
 }

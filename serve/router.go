@@ -49,6 +49,10 @@ type Config struct {
 	// prompt logged. Larger bodies are streamed to the backend as they
 	// arrive. Default DefaultMaxBufferedBody; negative: never buffer.
 	MaxBufferedBody int64
+	// MaxBufferedTotal bounds the memory held by buffered bodies of the
+	// requests in flight together; past it bodies are streamed. Default
+	// DefaultMaxBufferedTotal.
+	MaxBufferedTotal int64
 	// PromptLog, if set, receives the prompts of the completion and chat
 	// completion requests that backends answered with a 2xx status.
 	PromptLog *PromptLog
@@ -57,6 +61,10 @@ type Config struct {
 // DefaultMaxBufferedBody bounds the request bodies the router buffers:
 // ample for prompts (a 128k-token prompt is about 0.5 MiB of JSON).
 const DefaultMaxBufferedBody = 1 << 20
+
+// DefaultMaxBufferedTotal bounds the buffered bodies of all requests in
+// flight.
+const DefaultMaxBufferedTotal = 256 << 20
 
 // maxAttempts bounds the backends one request is tried on. A request is
 // only sent again when connecting to the previous backend failed, so the
@@ -83,6 +91,9 @@ type Router struct {
 	closed  chan struct{}
 	closeMu sync.Once
 	recs    sync.Pool
+	// buffered is the memory reserved by the buffered bodies of the
+	// requests in flight.
+	buffered atomic.Int64
 }
 
 // NewRouter returns a Router with an empty routing state (every proxied
@@ -99,6 +110,9 @@ func NewRouter(cfg Config) *Router {
 	}
 	if cfg.MaxBufferedBody == 0 {
 		cfg.MaxBufferedBody = DefaultMaxBufferedBody
+	}
+	if cfg.MaxBufferedTotal <= 0 {
+		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
 	}
 	r := &Router{
 		cfg:    cfg,
@@ -348,7 +362,8 @@ func (r *Router) acquire(skip []*backend) *backend {
 
 func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	body, err := r.bufferBody(w, req)
+	body, reserved, err := r.bufferBody(w, req)
+	defer r.buffered.Add(-reserved)
 	if err != nil {
 		status := http.StatusBadRequest
 		if req.Context().Err() != nil {
@@ -428,47 +443,61 @@ func (r *Router) proxyTo(b *backend, w http.ResponseWriter, req *http.Request, s
 }
 
 // bufferBody reads a request body of at most MaxBufferedBody bytes in full
-// and returns it; nil means there is no body or it is streamed instead.
-// Streamed bodies get full-duplex HTTP/1: net/http otherwise closes the
-// request body once the response starts, which cuts off a backend that
-// answers before it has read the whole request (golang/go#40747).
-func (r *Router) bufferBody(w http.ResponseWriter, req *http.Request) (*bufferedBody, error) {
+// and returns it, with the bytes it reserved of MaxBufferedTotal (to be
+// released when the request is done); a nil body means there is none or it
+// is streamed instead. Streamed bodies get full-duplex HTTP/1: net/http
+// otherwise closes the request body once the response starts, which cuts
+// off a backend that answers before it has read the whole request
+// (golang/go#40747).
+func (r *Router) bufferBody(w http.ResponseWriter, req *http.Request) (*bufferedBody, int64, error) {
 	if req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
+	stream := func() { _ = http.NewResponseController(w).EnableFullDuplex() }
 	limit := r.cfg.MaxBufferedBody
 	if limit < 0 || req.ContentLength > limit {
-		_ = http.NewResponseController(w).EnableFullDuplex()
-		return nil, nil
+		stream()
+		return nil, 0, nil
+	}
+	reserve := req.ContentLength
+	if reserve < 0 {
+		reserve = limit + 1 // chunked: at most this much is read
+	}
+	if r.buffered.Add(reserve) > r.cfg.MaxBufferedTotal {
+		r.buffered.Add(-reserve)
+		stream()
+		return nil, 0, nil
 	}
 	if req.ContentLength > 0 {
 		data := make([]byte, req.ContentLength)
 		if _, err := io.ReadFull(req.Body, data); err != nil {
-			return nil, err
+			return nil, reserve, err
 		}
-		return &bufferedBody{data: data}, nil
+		return &bufferedBody{data: data}, reserve, nil
 	}
 	// Chunked: read up to the limit; a longer body is streamed, starting
 	// with what was read.
 	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, reserve, err
 	}
-	if int64(len(data)) > limit {
-		_ = http.NewResponseController(w).EnableFullDuplex()
+	r.buffered.Add(int64(len(data)) - reserve)
+	reserve = int64(len(data))
+	if reserve > limit {
+		stream()
 		req.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(data), req.Body), req.Body}
-		return nil, nil
+		return nil, reserve, nil
 	}
-	req.ContentLength = int64(len(data))
+	req.ContentLength = reserve
 	req.TransferEncoding = nil
-	if len(data) == 0 {
+	if reserve == 0 {
 		req.Body = http.NoBody
-		return nil, nil
+		return nil, 0, nil
 	}
-	return &bufferedBody{data: data}, nil
+	return &bufferedBody{data: data}, reserve, nil
 }
 
 // bufferedBody is a request body read in full; fresh and replay hand out
