@@ -208,6 +208,11 @@ func (r *Router) apply(ctx context.Context, s State) (bool, error) {
 			go r.drain(e.b)
 		}
 	}
+	if old.state.Name == s.Name && s.Version < old.state.Version {
+		// Applied all the same (a hand-written state may restart at 1),
+		// but a stale writer is worth a line in the log.
+		r.log.Warn("routing state version went backwards", "name", s.Name, "from", old.state.Version, "to", s.Version)
+	}
 	attrs := []any{"name", s.Name, "version", s.Version}
 	for _, b := range s.Backends {
 		attrs = append(attrs, "backend."+b.Name, fmt.Sprintf("%s weight=%d job=%s model=%s", b.URL, b.Weight, b.JobID, b.Model))
