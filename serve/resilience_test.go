@@ -118,7 +118,8 @@ func TestRetriesAnotherBackendWhenOneCannotBeReached(t *testing.T) {
 	doomed := newTestBackend(t, "doomed")
 	// Health checks far apart: the router learns that doomed died from a
 	// failed request, not from a probe.
-	tr := startRouter(t, Options{HealthInterval: time.Hour})
+	var access lockedBuffer
+	tr := startRouter(t, Options{HealthInterval: time.Hour, AccessLog: &access})
 	if err := tr.r.Apply(t.Context(), State{Backends: []Backend{live.backend(50), doomed.backend(50)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +139,13 @@ func TestRetriesAnotherBackendWhenOneCannotBeReached(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || string(body) != "live" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
+	}
+	// The access log has one line per request, naming the backend that
+	// answered and how many were tried.
+	eventually(t, 2*time.Second, "20 access log lines", func() bool { return strings.Count(access.String(), "\n") >= 20 })
+	if got := access.String(); strings.Count(got, "\n") != 20 || !strings.Contains(got, `"backend":"live","status":200`) ||
+		strings.Count(got, `"attempts":2`) != 1 || strings.Contains(got, `"backend":"doomed"`) {
+		t.Errorf("access log:\n%s", got)
 	}
 	// A request without a body is retried too.
 	doomedB := tr.r.table.Load().lookup("doomed")
@@ -172,6 +180,11 @@ func TestRetriesAnotherBackendWhenOneCannotBeReached(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "no backend could be connected to") {
 		t.Errorf("all backends down: %d %s", resp.StatusCode, body)
+	}
+	eventually(t, 2*time.Second, "the 502 logged", func() bool { return strings.Contains(access.String(), `"status":502`) })
+	if lines := strings.Split(strings.TrimSpace(access.String()), "\n"); !strings.Contains(lines[len(lines)-1], `"backend":"none","status":502`) ||
+		!strings.Contains(lines[len(lines)-1], `"attempts":2`) {
+		t.Errorf("last access log line %s", lines[len(lines)-1])
 	}
 }
 

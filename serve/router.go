@@ -386,6 +386,7 @@ func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 	// backend after a failed connection.
 	replayable := body != nil || req.Body == nil || req.Body == http.NoBody
 	var tried [maxAttempts]*backend
+	attempts := 0
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		b := r.acquire(tried[:attempt])
 		if b == nil {
@@ -399,6 +400,7 @@ func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		tried[attempt] = b
+		attempts++
 		if body != nil {
 			req.Body = body.fresh()
 		}
@@ -415,7 +417,7 @@ func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 	writeJSONError(w, http.StatusBadGateway, "no backend could be connected to")
 	r.noneM.request(http.StatusBadGateway).Inc()
 	r.noneM.errors.Inc()
-	r.logAccess(req, noBackend, http.StatusBadGateway, time.Since(start), 0, maxAttempts)
+	r.logAccess(req, noBackend, http.StatusBadGateway, time.Since(start), 0, attempts)
 }
 
 // proxyTo sends req to b and reports the status answered. It reports

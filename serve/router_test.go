@@ -566,11 +566,12 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		Status                int
 		Duration              int64
 		Bytes                 int64
+		Attempts              int
 	}
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Method != "GET" || rec.Path != "/v1/models" || rec.Backend != "blue" || rec.Status != 200 || rec.Bytes != 4 || rec.Duration <= 0 {
+	if rec.Method != "GET" || rec.Path != "/v1/models" || rec.Backend != "blue" || rec.Status != 200 || rec.Bytes != 4 || rec.Duration <= 0 || rec.Attempts != 1 {
 		t.Errorf("access log line %s", lines[0])
 	}
 }
