@@ -70,11 +70,14 @@ recorded_pid() {
 
 # spawn NAME LOGFILE CMD...: start CMD in a new session (setsid does not fork
 # here because a background job of a script is not a process-group leader),
-# detached from our stdio and from the lock on fd 9; record its pid.
+# detached from our stdio and from the lock on fd 9, in / (a daemon must not
+# keep the caller's directory: when that is removed, slurmrestd dies on its
+# next submission and slurmstepd complains in every job's log); record its
+# pid. LOGFILE and CMD's paths must be absolute.
 spawn() {
 	local name=$1 logf=$2 pid
 	shift 2
-	setsid "$@" </dev/null >>"$logf" 2>&1 9>&- &
+	(cd / && exec setsid "$@" </dev/null >>"$logf" 2>&1 9>&-) &
 	pid=$!
 	if ! record_pid "$name" "$pid"; then
 		show_log_tail "$logf"
