@@ -49,10 +49,13 @@ type PromptLog struct {
 	path     string
 	maxBytes int64
 
-	queue   chan promptRecord
-	queued  atomic.Int64 // body bytes in queue
-	done    chan struct{}
-	closeMu sync.Once
+	queue  chan promptRecord
+	queued atomic.Int64 // body bytes in queue
+	done   chan struct{}
+	// mu orders Record's sends against Close closing the queue: a handler
+	// still running after a forced shutdown must not send on it.
+	mu     sync.RWMutex
+	closed bool
 
 	logged  atomic.Uint64
 	dropped atomic.Uint64
@@ -87,8 +90,15 @@ func OpenPromptLog(path string, maxBytes int64) (*PromptLog, error) {
 func (l *PromptLog) Path() string { return l.path }
 
 // Record queues the body of a completion request served by backend. It
-// never blocks; body must not be modified afterwards.
+// never blocks; body must not be modified afterwards. After Close it drops
+// the prompt.
 func (l *PromptLog) Record(backend, path string, body []byte) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		l.dropped.Add(1)
+		return
+	}
 	n := int64(len(body))
 	if l.queued.Add(n) > promptQueueBytes {
 		l.queued.Add(-n)
@@ -110,9 +120,14 @@ func (l *PromptLog) Dropped() uint64 { return l.dropped.Load() }
 func (l *PromptLog) Failed() uint64  { return l.failed.Load() }
 
 // Close writes what is queued, closes the file and reports the first write
-// error, if any. Record must not be called after Close.
+// error, if any.
 func (l *PromptLog) Close() error {
-	l.closeMu.Do(func() { close(l.queue) })
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.queue)
+	}
+	l.mu.Unlock()
 	<-l.done
 	l.errMu.Lock()
 	defer l.errMu.Unlock()

@@ -262,7 +262,11 @@ func TestPromptLogRotates(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if l.Logged() != 40 || l.Dropped() != 0 || l.Failed() != 0 {
+	l.Record("b", "/v1/completions", []byte(`{"prompt":"after close: dropped"}`)) // a handler outliving a forced shutdown
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Logged() != 40 || l.Dropped() != 1 || l.Failed() != 0 {
 		t.Fatalf("logged %d dropped %d failed %d", l.Logged(), l.Dropped(), l.Failed())
 	}
 	cur, err := os.ReadFile(path)
