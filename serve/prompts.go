@@ -202,6 +202,12 @@ func (l *PromptLog) run(f *os.File) {
 				l.logged.Add(1)
 			}
 		case <-tick.C:
+			if f == nil { // reopening after a rotation failed: try again
+				if nf, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+					f, size = nf, 0
+					w.Reset(f)
+				}
+			}
 			flush()
 		}
 	}
