@@ -462,25 +462,32 @@ type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (g *GPUState) load(ctx context.Context, q queryRower) error {
-	rows, err := q.QueryContext(ctx, `SELECT path, read_to FROM gpu_files WHERE run_id = ?`, g.RunID)
+// gpuOffsets reads how far each samples file of a run has been loaded.
+func gpuOffsets(ctx context.Context, q querier, runID string) (map[string]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT path, read_to FROM gpu_files WHERE run_id = ?`, runID)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer rows.Close()
+	out := map[string]int64{}
 	for rows.Next() {
 		var p string
 		var o int64
 		if err := rows.Scan(&p, &o); err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
-		g.Offsets[p] = o
+		out[p] = o
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return out, rows.Err()
+}
+
+func (g *GPUState) load(ctx context.Context, q queryRower) error {
+	offsets, err := gpuOffsets(ctx, q, g.RunID)
+	if err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT stage, host, gpu, uuid, mig, agg FROM gpu_stats WHERE run_id = ?`, g.RunID)
+	g.Offsets = offsets
+	rows, err := q.QueryContext(ctx, `SELECT stage, host, gpu, uuid, mig, agg FROM gpu_stats WHERE run_id = ?`, g.RunID)
 	if err != nil {
 		return err
 	}
@@ -537,31 +544,17 @@ func (s *Store) SaveGPUState(ctx context.Context, g *GPUState) (saved bool, err 
 	}
 	now := ms(time.Now())
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		cur := &GPUState{RunID: g.RunID, Offsets: map[string]int64{}, GPUs: map[GPUKey]*GPUAgg{}, Status: map[statusKey]*NVMLStatus{}}
-		rows, err := tx.QueryContext(ctx, `SELECT path, read_to FROM gpu_files WHERE run_id = ?`, g.RunID)
+		cur, err := gpuOffsets(ctx, tx, g.RunID)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var p string
-			var o int64
-			if err := rows.Scan(&p, &o); err != nil {
-				rows.Close()
-				return err
-			}
-			cur.Offsets[p] = o
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for p, o := range cur.Offsets {
+		for p, o := range cur {
 			if g.Offsets[p] != o {
 				return nil // someone else loaded these lines
 			}
 		}
 		for p := range g.Offsets {
-			if _, ok := cur.Offsets[p]; !ok {
+			if _, ok := cur[p]; !ok {
 				return nil
 			}
 		}
