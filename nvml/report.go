@@ -201,7 +201,7 @@ func gpuReport(g []Sample) GPUReport {
 	reasons := make(map[string]bool)
 	jobs := make(map[string]bool)
 	var idle, longestIdle time.Duration
-	var energy, xid counterIncrease
+	var energy, xid Counter
 	var powerJ float64
 	var powerOK bool
 	for i, s := range g {
@@ -228,10 +228,10 @@ func gpuReport(g []Sample) GPUReport {
 			}
 		}
 		if s.EnergyJ != nil {
-			energy.add(*s.EnergyJ)
+			energy.Add(*s.EnergyJ)
 		}
 		if s.XID != nil {
-			xid.add(float64(*s.XID))
+			xid.Add(float64(*s.XID))
 		}
 		if i+1 < len(g) && s.PowerW != nil && g[i+1].PowerW != nil {
 			if dt := g[i+1].Time.Sub(s.Time); dt <= maxGap {
@@ -257,8 +257,8 @@ func gpuReport(g []Sample) GPUReport {
 		r.P95UtilPct = finite(percentile(utils, 0.95))
 	}
 	switch {
-	case energy.n >= 2:
-		r.EnergyJ, r.EnergySource = finite(energy.total), "counter"
+	case energy.N >= 2:
+		r.EnergyJ, r.EnergySource = finite(energy.Total), "counter"
 	case powerOK:
 		r.EnergyJ, r.EnergySource = finite(powerJ), "power"
 	}
@@ -266,7 +266,7 @@ func gpuReport(g []Sample) GPUReport {
 		r.EnergySource = ""
 	}
 	r.LongestIdleS = longestIdle.Seconds()
-	r.XIDEvents = uint64(xid.total)
+	r.XIDEvents = uint64(xid.Total)
 	for t := range reasons {
 		r.ThrottleReasons = append(r.ThrottleReasons, t)
 	}
@@ -287,24 +287,26 @@ func finite(v float64) *float64 {
 	return &v
 }
 
-// counterIncrease sums the increase of a monotonic counter, treating a
-// decrease as a reset (driver reload, exporter restart) like Prometheus.
-type counterIncrease struct {
-	n     int
-	prev  float64
-	total float64
+// Counter sums the increase of a monotonic counter, a decrease counting as
+// a reset (driver reload, exporter restart), as Prometheus does. It is kept
+// as JSON by running aggregates (store.GPUAgg).
+type Counter struct {
+	N     int     `json:"n"`
+	Prev  float64 `json:"prev"`
+	Total float64 `json:"total"`
 }
 
-func (c *counterIncrease) add(v float64) {
-	if c.n > 0 {
-		if v >= c.prev {
-			c.total += v - c.prev
+// Add counts the next reading.
+func (c *Counter) Add(v float64) {
+	if c.N > 0 {
+		if v >= c.Prev {
+			c.Total += v - c.Prev
 		} else {
-			c.total += v
+			c.Total += v
 		}
 	}
-	c.prev = v
-	c.n++
+	c.Prev = v
+	c.N++
 }
 
 // medianStep is the (lower) median time between consecutive samples, 1s when

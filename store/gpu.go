@@ -48,13 +48,13 @@ type GPUAgg struct {
 	Last    time.Time `json:"last"`
 	// UtilHist counts utilization samples by rounded percent (0-100): the
 	// p95 is exact for NVML's integer percentages.
-	UtilN    int      `json:"util_n"`
-	UtilSum  float64  `json:"util_sum"`
-	UtilHist []uint32 `json:"util_hist,omitempty"`
-	PeakMem  uint64   `json:"peak_mem"`
-	MemTotal uint64   `json:"mem_total,omitempty"`
-	Energy   Counter  `json:"energy"`
-	XID      Counter  `json:"xid"`
+	UtilN    int          `json:"util_n"`
+	UtilSum  float64      `json:"util_sum"`
+	UtilHist []uint32     `json:"util_hist,omitempty"`
+	PeakMem  uint64       `json:"peak_mem"`
+	MemTotal uint64       `json:"mem_total,omitempty"`
+	Energy   nvml.Counter `json:"energy"`
+	XID      nvml.Counter `json:"xid"`
 	// PowerJ integrates power between consecutive samples (the energy when
 	// the driver has no energy counter).
 	PowerJ     float64  `json:"power_j"`
@@ -68,26 +68,6 @@ type GPUAgg struct {
 	LastIdle     bool     `json:"last_idle,omitempty"`
 	Throttle     []string `json:"throttle,omitempty"`
 	Jobs         []string `json:"jobs,omitempty"`
-}
-
-// Counter sums the increase of a monotonic counter, a decrease counting as
-// a reset (driver reload, exporter restart), as Prometheus does.
-type Counter struct {
-	N     int     `json:"n"`
-	Prev  float64 `json:"prev"`
-	Total float64 `json:"total"`
-}
-
-func (c *Counter) add(v float64) {
-	if c.N > 0 {
-		if v >= c.Prev {
-			c.Total += v - c.Prev
-		} else {
-			c.Total += v
-		}
-	}
-	c.Prev = v
-	c.N++
 }
 
 func (a *GPUAgg) step() float64 {
@@ -161,10 +141,10 @@ func (a *GPUAgg) Add(s nvml.Sample) {
 		a.MemTotal = *s.MemTotalBytes
 	}
 	if s.EnergyJ != nil {
-		a.Energy.add(*s.EnergyJ)
+		a.Energy.Add(*s.EnergyJ)
 	}
 	if s.XID != nil {
-		a.XID.add(float64(*s.XID))
+		a.XID.Add(float64(*s.XID))
 	}
 	a.LastPowerW = s.PowerW
 	for _, t := range s.Throttle {
