@@ -257,12 +257,7 @@ func windowsFromSamples(samples []store.DeploySample, now time.Time, baselineWin
 			samples[last].At.Sub(first.At).Round(time.Second), baselineWindow, window)
 	}
 	delta := func(a, b store.DeploySample) drift.Window {
-		w := drift.Window{Requests: int(b.Requests), Errors: int(b.Errors), P95: b.P95}
-		if b.Requests >= a.Requests && b.Errors >= a.Errors {
-			w.Requests -= int(a.Requests)
-			w.Errors -= int(a.Errors)
-		}
-		return w
+		return drift.CountersWindow(a.Requests, a.Errors, b.Requests, b.Errors, b.P95)
 	}
 	return delta(first, samples[baseEnd]), delta(samples[curStart], samples[last]), ""
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/serve"
+	"github.com/slurmtune/slurmtune/serve/drift"
 )
 
 // CanaryConfig is how a canary is judged.
@@ -27,31 +28,12 @@ type CanaryConfig struct {
 }
 
 // Window is one backend's traffic over the canary.
-type Window struct {
-	Requests int           `json:"requests"`
-	Errors   int           `json:"errors"`
-	P95      time.Duration `json:"p95_ns"`
-}
+type Window = drift.Window
 
-// ErrorRate is Errors/Requests (0 without requests).
-func (w Window) ErrorRate() float64 {
-	if w.Requests == 0 {
-		return 0
-	}
-	return float64(w.Errors) / float64(w.Requests)
-}
-
-// Since is the traffic of a backend between two snapshots: request and
-// error counts are differences of the router's counters (a backend that
-// was re-added, whose counters restarted, counts from zero), the p95 is the
-// router's windowed p95 at now.
+// Since is the traffic of a backend between two snapshots of the router's
+// stats (drift.CountersWindow); the p95 is the router's windowed p95 at now.
 func Since(start, now serve.BackendStats) Window {
-	w := Window{Requests: int(now.Requests), Errors: int(now.Errors), P95: now.P95}
-	if now.Requests >= start.Requests && now.Errors >= start.Errors {
-		w.Requests -= int(start.Requests)
-		w.Errors -= int(start.Errors)
-	}
-	return w
+	return drift.CountersWindow(int64(start.Requests), int64(start.Errors), int64(now.Requests), int64(now.Errors), now.P95)
 }
 
 // Verdict is the outcome of Judge.

@@ -287,6 +287,20 @@ func (w Window) ErrorRate() float64 {
 	return float64(w.Errors) / float64(w.Requests)
 }
 
+// CountersWindow is the traffic between two readings of a backend's request
+// and error counters (the router's, which only grow): their differences,
+// or the later readings alone when a counter went back (the backend was
+// re-added and its counters restarted). p95 is the latency at the later
+// reading.
+func CountersWindow(startRequests, startErrors, requests, errors int64, p95 time.Duration) Window {
+	w := Window{Requests: int(requests), Errors: int(errors), P95: p95}
+	if requests >= startRequests && errors >= startErrors {
+		w.Requests -= int(startRequests)
+		w.Errors -= int(startErrors)
+	}
+	return w
+}
+
 // PerfConfig sets how much worse a current window may be than the baseline.
 type PerfConfig struct {
 	// ErrorRateMargin is the allowed absolute increase of the error rate
