@@ -86,9 +86,6 @@ func OpenPromptLog(path string, maxBytes int64) (*PromptLog, error) {
 	return l, nil
 }
 
-// Path is the file the log writes to.
-func (l *PromptLog) Path() string { return l.path }
-
 // Record queues the body of a completion request served by backend. It
 // never blocks; body must not be modified afterwards. After Close it drops
 // the prompt.
