@@ -478,67 +478,62 @@ func dsSettingsFromJSON(name string, data []byte) (dsSettings, Errors) {
 			p = p[:i]
 		}
 	}
-	number := func(path string) dsValue {
+	// value reads the key at path: unset (missing or null), or set and
+	// decoded by decode, which sets v.num, v.str, v.auto or v.bad.
+	value := func(path string, decode func(v *dsValue, x any)) dsValue {
 		v := dsValue{key: path, pos: at(path)}
-		x, ok := get(path)
-		if !ok || x == nil {
-			return v
-		}
-		v.set = true
-		switch x := x.(type) {
-		case json.Number:
-			f, err := x.Float64()
-			if err != nil {
-				v.bad = fmt.Sprintf("%s is not a number", x)
-			}
-			v.num = f
-		case string:
-			if x == "auto" {
-				v.auto = true
-			} else {
-				v.bad = fmt.Sprintf(`want a number or "auto", not %q`, x)
-			}
-		default:
-			v.bad = fmt.Sprintf(`want a number or "auto", not %s`, jsonKind(x))
+		if x, ok := get(path); ok && x != nil {
+			v.set = true
+			decode(&v, x)
 		}
 		return v
+	}
+	number := func(path string) dsValue {
+		return value(path, func(v *dsValue, x any) {
+			switch x := x.(type) {
+			case json.Number:
+				f, err := x.Float64()
+				if err != nil {
+					v.bad = fmt.Sprintf("%s is not a number", x)
+				}
+				v.num = f
+			case string:
+				if x == "auto" {
+					v.auto = true
+				} else {
+					v.bad = fmt.Sprintf(`want a number or "auto", not %q`, x)
+				}
+			default:
+				v.bad = fmt.Sprintf(`want a number or "auto", not %s`, jsonKind(x))
+			}
+		})
 	}
 	str := func(path string) dsValue {
-		v := dsValue{key: path, pos: at(path)}
-		x, ok := get(path)
-		if !ok || x == nil {
-			return v
-		}
-		v.set = true
-		if sv, ok := x.(string); ok {
-			v.str = sv
-		} else {
-			v.bad = "want a string, not " + jsonKind(x)
-		}
-		return v
+		return value(path, func(v *dsValue, x any) {
+			if sv, ok := x.(string); ok {
+				v.str = sv
+			} else {
+				v.bad = "want a string, not " + jsonKind(x)
+			}
+		})
 	}
 	enabled := func(path string) dsValue {
-		v := dsValue{key: path, pos: at(path)}
-		x, ok := get(path)
-		if !ok || x == nil {
-			return v
-		}
-		v.set = true
-		switch x := x.(type) {
-		case bool:
-			if x {
-				v.num = 1
+		return value(path, func(v *dsValue, x any) {
+			switch x := x.(type) {
+			case bool:
+				if x {
+					v.num = 1
+				}
+			case string:
+				if x == "auto" {
+					v.auto = true
+				} else {
+					v.bad = fmt.Sprintf(`want true, false or "auto", not %q`, x)
+				}
+			default:
+				v.bad = `want true, false or "auto", not ` + jsonKind(x)
 			}
-		case string:
-			if x == "auto" {
-				v.auto = true
-			} else {
-				v.bad = fmt.Sprintf(`want true, false or "auto", not %q`, x)
-			}
-		default:
-			v.bad = `want true, false or "auto", not ` + jsonKind(x)
-		}
-		return v
+		})
 	}
 	s.stage = number("zero_optimization.stage")
 	s.optDevice = str("zero_optimization.offload_optimizer.device")
