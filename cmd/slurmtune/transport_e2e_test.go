@@ -73,10 +73,25 @@ func restSets(url string) []string {
 
 // transportSets returns the --set flags of a transport, skipping without it.
 func transportSets(t *testing.T, transport string) []string {
-	if transport == "ssh" {
+	switch transport {
+	case "ssh":
 		return needSSH(t).sets()
+	case "local":
+		slurmtest.RequireCluster(t)
+		return []string{"--set", "cluster.transport=local"}
 	}
 	return restSets(needREST(t))
+}
+
+// countLines counts the lines of s that are exactly line.
+func countLines(s, line string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if l == line {
+			n++
+		}
+	}
+	return n
 }
 
 // statusTransport is the run's transport as `status --json` shows it.
@@ -96,11 +111,13 @@ func statusTransport(t testing.TB, db, run string) (transport, cluster string) {
 }
 
 // TestE2ETransports: submit --wait, status (table and --json, which shows
-// the transport), logs and cancel work unchanged over ssh and rest.
+// the transport), logs and cancel work unchanged over ssh and rest; the
+// two-node training job gets the allocation it asked for over every
+// transport (local included), as Slurm reports it.
 func TestE2ETransports(t *testing.T) {
-	for _, transport := range []string{"ssh", "rest"} {
+	for _, transport := range []string{"local", "ssh", "rest"} {
 		t.Run(transport+"/run", func(t *testing.T) {
-			sets := transportSets(t, transport)
+			sets := append(transportSets(t, transport), "--set", "train.nodes=2", "--set", "train.tasks_per_node=2")
 			t.Parallel()
 			tmp := t.TempDir()
 			os.Chmod(tmp, 0o755)
@@ -132,9 +149,16 @@ func TestE2ETransports(t *testing.T) {
 			if st := slurmtune(t, db, "status", runID); st.code != 0 || !strings.Contains(st.stdout, "SUCCEEDED") {
 				t.Errorf("status: exit %d:\n%s%s", st.code, st.stdout, st.stderr)
 			}
-			if lg := slurmtune(t, db, "logs", runID, "train"); lg.code != 0 || !strings.Contains(lg.stdout, "world size 1") ||
-				!strings.Contains(lg.stdout, "stage train job "+s.Runs[0].Stages[1].JobID) {
-				t.Errorf("logs %s train: exit %d:\n%s%s", runID, lg.code, lg.stdout, lg.stderr)
+			train := s.Runs[0].Stages[1]
+			if lg := slurmtune(t, db, "logs", runID, "train"); lg.code != 0 || countLines(lg.stdout, "world size 4") != 4 ||
+				!strings.Contains(lg.stdout, "stage train job "+train.JobID) {
+				t.Errorf("logs %s train: exit %d, want 4 ranks of world size 4:\n%s%s", runID, lg.code, lg.stdout, lg.stderr)
+			}
+			// What Slurm allocated, read back from the controller.
+			nodes, tasks := slurmtest.JobField(t, train.JobID, "NumNodes"), slurmtest.JobField(t, train.JobID, "NumTasks")
+			if nodes != "2" || tasks != "4" || train.Nodes != "st-node[1-2]" {
+				t.Errorf("train job %s over %s: NumNodes=%s NumTasks=%s nodes %q, want 2 nodes (st-node[1-2]) and 4 tasks",
+					train.JobID, transport, nodes, tasks, train.Nodes)
 			}
 		})
 		// cancel: a run whose training would take two minutes.
