@@ -59,9 +59,10 @@ type Cluster struct {
 	Partition string `yaml:"partition"`
 	Account   string `yaml:"account"`
 	QOS       string `yaml:"qos"`
-	// Slurmtune is the slurmtune binary as the compute nodes see it. The
+	// Slurmtune is the slurmtune binary as the compute nodes see it, or
+	// "upload" (copy this binary into the workdir before submitting). The
 	// default is this binary's own path for the local transport and
-	// "slurmtune" (on PATH) otherwise.
+	// upload otherwise.
 	Slurmtune string  `yaml:"slurmtune"`
 	SSH       SSHConf `yaml:"ssh"`
 	REST      REST    `yaml:"rest"`

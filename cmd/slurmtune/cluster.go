@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -101,15 +102,74 @@ func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
 
 // slurmtuneOnCluster is the slurmtune binary as compute nodes see it:
 // cluster.slurmtune, else this very binary for the local transport (the
-// login node and compute nodes share its filesystem), else "slurmtune" on
-// the cluster's PATH.
+// login node and compute nodes share its filesystem), else upload (this
+// binary, copied to the workdir by computeBinary before a submission).
 func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
 	switch {
 	case c.Slurmtune != "":
 		return c.Slurmtune, nil
 	case c.Transport != "local":
-		return "slurmtune", nil
+		return chain.Upload, nil
 	}
+	return selfBinary()
+}
+
+// computeBinary makes sure the compute nodes can run the slurmtune the job
+// scripts call (uploading it when cluster.slurmtune says upload) and sets
+// cl.slurmtune to that path; a binary that is missing or of another
+// version is refused before anything is submitted. The local transport's
+// default, this very binary, needs no check.
+func (cl *cluster) computeBinary(ctx context.Context, workdir string) error {
+	self, err := selfBinary()
+	if err != nil {
+		return err
+	}
+	if cl.slurmtune == self {
+		return nil
+	}
+	where := cl.name
+	if cl.transport != "ssh" {
+		// REST without cluster.ssh runs commands here, on a host that
+		// shares the workdir with the cluster.
+		where = "this host"
+	}
+	b := chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
+		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(self, p) }, ReadFile: os.ReadFile}
+	path, err := b.Resolve(ctx, loginShell{cl.runner}, cl.fs)
+	if err != nil {
+		return err
+	}
+	cl.slurmtune = path
+	return nil
+}
+
+// loginShell runs commands where the transport runs Slurm's.
+type loginShell struct{ r cmdline.Runner }
+
+func (l loginShell) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	return l.r.Run(ctx, cmdline.Command{Argv: argv})
+}
+
+// releaseBuild is the slurmtune build for p: this binary when p is this
+// host's platform, else slurmtune-OS-ARCH next to it or in dist/ beside
+// its folder (where make release puts the builds).
+func releaseBuild(self string, p chain.Platform) (chain.Build, error) {
+	if p.OS == runtime.GOOS && p.Arch == runtime.GOARCH {
+		return chain.Build{Path: self, Version: version}, nil
+	}
+	name := "slurmtune-" + p.OS + "-" + p.Arch
+	dir := filepath.Dir(self)
+	for _, cand := range []string{filepath.Join(dir, name), filepath.Join(dir, "..", "dist", name)} {
+		if st, err := os.Stat(cand); err == nil && st.Mode().IsRegular() {
+			return chain.Build{Path: cand, Version: version}, nil
+		}
+	}
+	return chain.Build{}, fmt.Errorf("no slurmtune build for %s next to %s (%s; make release builds it), "+
+		"or set cluster.slurmtune to slurmtune %s on the cluster", p, self, name, version)
+}
+
+// selfBinary is this binary's path, links resolved.
+func selfBinary() (string, error) {
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
