@@ -120,12 +120,24 @@ func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
 // version is refused before anything is submitted. The local transport's
 // default, this very binary, needs no check.
 func (cl *cluster) computeBinary(ctx context.Context, workdir string) error {
-	self, err := selfBinary()
+	b, err := cl.binaryPlan(workdir)
+	if err != nil || b == nil {
+		return err
+	}
+	path, err := b.Resolve(ctx, loginShell{cl.runner}, cl.fs)
 	if err != nil {
 		return err
 	}
-	if cl.slurmtune == self {
-		return nil
+	cl.slurmtune = path
+	return nil
+}
+
+// binaryPlan is how the compute nodes get slurmtune; nil when they run
+// this very binary (the local transport's default).
+func (cl *cluster) binaryPlan(workdir string) (*chain.ComputeBinary, error) {
+	self, err := selfBinary()
+	if err != nil || cl.slurmtune == self {
+		return nil, err
 	}
 	where := cl.name
 	if cl.transport != "ssh" {
@@ -133,14 +145,8 @@ func (cl *cluster) computeBinary(ctx context.Context, workdir string) error {
 		// shares the workdir with the cluster.
 		where = "this host"
 	}
-	b := chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
-		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(self, p) }, ReadFile: os.ReadFile}
-	path, err := b.Resolve(ctx, loginShell{cl.runner}, cl.fs)
-	if err != nil {
-		return err
-	}
-	cl.slurmtune = path
-	return nil
+	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
+		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(self, p) }, ReadFile: os.ReadFile}, nil
 }
 
 // loginShell runs commands where the transport runs Slurm's.

@@ -34,7 +34,10 @@ func clusterCommand() *cli.Command {
 					return err
 				}
 				defer cl.close()
-				return clusterCheck(c.Context, e, cl)
+				if err := clusterCheck(c.Context, e, cl); err != nil {
+					return err
+				}
+				return computeCheck(c.Context, e, cl, p.Workdir)
 			},
 		}},
 	}
@@ -100,4 +103,22 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// computeCheck reports the slurmtune the job scripts will call.
+func computeCheck(ctx context.Context, e *env, cl *cluster, workdir string) error {
+	b, err := cl.binaryPlan(workdir)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		fmt.Fprintf(e.stdout, "compute slurmtune: %s (this binary)\n", cl.slurmtune)
+		return nil
+	}
+	what, err := b.Check(ctx, loginShell{cl.runner})
+	if err != nil {
+		return fmt.Errorf("cluster check: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "compute slurmtune: %s\n", what)
+	return nil
 }

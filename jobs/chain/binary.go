@@ -86,6 +86,27 @@ func (b ComputeBinary) Resolve(ctx context.Context, login Login, fsys slurm.File
 	return InstallBinary(ctx, fsys, path.Join(b.Workdir, BinaryDir), build.Version, data)
 }
 
+// Check says what Resolve would do, without uploading: for Upload, the
+// login side's platform and the build that would be copied; otherwise that
+// the named binary runs there with this version.
+func (b ComputeBinary) Check(ctx context.Context, login Login) (string, error) {
+	if b.Setting != Upload {
+		if err := b.checkNamed(ctx, login); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s (version %s on %s)", b.Setting, b.Version, b.Where), nil
+	}
+	plat, err := loginPlatform(ctx, login)
+	if err != nil {
+		return "", fmt.Errorf("cluster.slurmtune: upload: platform of %s: %w", b.Where, err)
+	}
+	build, err := b.BuildFor(plat)
+	if err != nil {
+		return "", fmt.Errorf("cluster.slurmtune: upload: %s is %s: %w", b.Where, plat, err)
+	}
+	return fmt.Sprintf("upload %s (%s, version %s) to %s", build.Path, plat, build.Version, path.Join(b.Workdir, BinaryDir)), nil
+}
+
 // checkNamed runs `BINARY --version` where the transport runs commands.
 func (b ComputeBinary) checkNamed(ctx context.Context, login Login) error {
 	out, err := login.Output(ctx, b.Setting, "--version")
