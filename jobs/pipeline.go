@@ -561,8 +561,8 @@ func (p *Pipeline) applyDefaults() {
 	def(&p.Train.StageCommon, 1, 2048, time.Hour)
 	def(&p.Eval.StageCommon, 1, 1024, 30*time.Minute)
 	def(&p.Deploy.StageCommon, 1, 512, 10*time.Minute)
-	if p.Train.Nodes == 0 {
-		p.Train.Nodes = 1
+	if _, given := p.Pos["train.nodes"]; p.Train.Nodes == 0 && !given {
+		p.Train.Nodes = 1 // unset; an explicit 0 is refused by validate
 	}
 	if p.Train.TasksPerNode == 0 {
 		p.Train.TasksPerNode = max(p.Train.GPUsPerNode, 1)

@@ -19,7 +19,7 @@ import (
 var version = "dev"
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                      "slurmtune",
 		Usage:                     "fine-tune LLMs on Slurm: one pipeline file to a tracked chain of jobs",
 		Version:                   version,
@@ -60,6 +60,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			driftCommand(),
 		},
+	}
+	usageErrors(app.Commands)
+	return app
+}
+
+// usageErrors makes a bad flag of any command a usage error (exit 2, one
+// line), as it is for the global flags.
+func usageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		}
+		usageErrors(c.Subcommands)
 	}
 }
 
