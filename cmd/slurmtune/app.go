@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,14 +16,25 @@ import (
 	"github.com/slurmtune/slurmtune/templates"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=... -X main.commit=... -X main.date=..." (make build,
+// make release).
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+// versionLine is what --version prints after "slurmtune version ".
+func versionLine() string {
+	return fmt.Sprintf("%s (commit %s, built %s, %s/%s, %s)", version, commit, date, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:                      "slurmtune",
 		Usage:                     "fine-tune LLMs on Slurm: one pipeline file to a tracked chain of jobs",
-		Version:                   version,
+		Version:                   versionLine(),
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
 		DisableSliceFlagSeparator: true,
@@ -59,6 +71,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reviewCommand(),
 			clusterCommand(),
 			driftCommand(),
+			completionCommand(),
 		},
 	}
 }

@@ -34,7 +34,10 @@ func main() {
 // where that happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, reorderArgs(app, args))
+	if !completing(args) {
+		args = reorderArgs(app, args)
+	}
+	err := app.RunContext(ctx, args)
 	return report(err, stderr)
 }
 
