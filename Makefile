@@ -11,7 +11,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slurmtune
 
-# Portable builds for linux/amd64 and linux/arm64 (glibc 2.28), tarballs and
+# Portable builds for linux/amd64 and linux/arm64 (glibc 2.17), tarballs and
 # SHA256SUMS in dist/ (scripts/release/build.sh says how).
 release:
 	VERSION=$(VERSION) GO=$(GO) scripts/release/build.sh

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,9 +26,25 @@ var (
 	date    = "unknown"
 )
 
-// versionLine is what --version prints after "slurmtune version ".
+// versionLine is what --version prints after "slurmtune version ". A
+// binary built without the ldflags (`go install ...@v1.2.3`) reports what
+// Go recorded in it: the module version, and the VCS revision and time.
 func versionLine() string {
-	return fmt.Sprintf("%s (commit %s, built %s, %s/%s, %s)", version, commit, date, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	v, c, d := version, commit, date
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "unknown":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "unknown":
+				d = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("%s (commit %s, built %s, %s/%s, %s)", v, c, d, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {

@@ -22,6 +22,11 @@ func completionCommand() *cli.Command {
 			"~/.local/share/bash-completion/completions/slurmtune.\n" +
 			"zsh: save it as _slurmtune in a directory on $fpath.\n" +
 			"fish: save it as ~/.config/fish/completions/slurmtune.fish.",
+		BashComplete: func(c *cli.Context) {
+			if c.NArg() == 0 {
+				fmt.Fprintln(c.App.Writer, "bash\nzsh\nfish")
+			}
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("completion: want one shell (bash, zsh or fish), got %d arguments", c.NArg())

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make release`: slurmtune for linux/amd64 and linux/arm64, with cgo
 # (go-sqlite3 compiled in; go-nvml's libnvidia-ml dlopened at run time),
-# linked against glibc $SLURMTUNE_GLIBC (default 2.28: RHEL/Rocky/Alma 8,
-# Ubuntu 20.04, Debian 10 and newer) with zig's C compiler from PyPI.
+# linked against glibc $SLURMTUNE_GLIBC (default 2.17: RHEL/CentOS 7, and so
+# RHEL/Rocky/Alma 8 and 9, Ubuntu 18.04 and newer, Debian 8 and newer) with
+# zig's C compiler from PyPI.
 #
 # Writes to $DIST (default dist/):
 #   slurmtune-linux-ARCH                       the bare binaries (what an upload copies)
@@ -28,7 +29,7 @@ log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
 ZIG_VERSION=0.14.1
 GO=${GO:-go}
-GLIBC=${SLURMTUNE_GLIBC:-2.28}
+GLIBC=${SLURMTUNE_GLIBC:-2.17}
 CACHE=${SLURMTUNE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slurmtune}
 DIST=${DIST:-dist}
 ARCHES=${SLURMTUNE_RELEASE_ARCHES:-amd64 arm64}
@@ -62,7 +63,9 @@ trap 'rm -rf "$work"' EXIT
 nvml_dir=$("$GO" list -m -f '{{.Dir}}' github.com/NVIDIA/go-nvml)
 sed -nE 's/.*DECLDIR[^(]*[ *](nvml[A-Za-z0-9_]+) *\(.*/void \1(void) {}/p' "$nvml_dir/pkg/nvml/nvml.h" | sort -u >"$work/nvml_linkstub.c"
 
-zcc=$PWD/scripts/release/zcc
+# zcc by name on PATH, so Go's build cache (which keys cgo packages on CC)
+# is shared by every checkout.
+export PATH=$PWD/scripts/release:$PATH
 ldflags="-s -w -buildid= -X main.version=$VERSION -X main.commit=$COMMIT -X main.date=$DATE"
 mkdir -p "$DIST"
 rm -f "$DIST"/slurmtune_*_linux_*.tar.gz "$DIST/SHA256SUMS"
@@ -79,7 +82,7 @@ for arch in $ARCHES; do
 		-o "$stub/libnvidia-ml.so" "$work/nvml_linkstub.c"
 	bin=$DIST/slurmtune-linux-$arch
 	# The target is part of CC so that Go's build cache keys on it.
-	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC="$zcc $triple" SLURMTUNE_NVML_LINKSTUB=$stub \
+	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC="zcc $triple" SLURMTUNE_NVML_LINKSTUB=$stub \
 		"$GO" build -trimpath -ldflags "$ldflags" -o "$bin" ./cmd/slurmtune 2> >(grep -v -e 'deprecated' -e 'DEPRECATED' -e 'note: declared here' -e '^ *[0-9]* | ' -e '^ *| ' -e 'cgo-gcc-prolog' -e 'warnings generated' -e '^# github.com/NVIDIA/go-nvml' >&2)
 	patchelf --remove-needed libnvidia-ml.so.1 "$bin"
 	log "built $bin (glibc $GLIBC) in $((SECONDS - t0))s"
@@ -110,4 +113,4 @@ for arch in $ARCHES; do
 		-C "$stage" -cf - slurmtune README.md LICENSE completions | gzip -n -9 >"$DIST/$name.tar.gz"
 done
 (cd "$DIST" && sha256sum slurmtune_*_linux_*.tar.gz >SHA256SUMS)
-log "version $VERSION, commit $COMMIT, date $DATE: $(cd "$DIST" && ls slurmtune_*.tar.gz | tr '\n' ' ')in $((SECONDS - start))s"
+log "version $VERSION, commit $COMMIT, date $DATE: $DIST/slurmtune_${FILE_VERSION}_linux_{${ARCHES// /,}}.tar.gz in $((SECONDS - start))s"

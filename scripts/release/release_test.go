@@ -21,9 +21,22 @@ import (
 	"github.com/slurmtune/slurmtune/slurm/slurmtest"
 )
 
-// maxGLIBC is the newest C library a release build may need: RHEL/Rocky/Alma
-// 8 ship glibc 2.28.
+// maxGLIBC is the newest C library a release build may ever need: RHEL,
+// Rocky and Alma 8 ship glibc 2.28.
 const maxGLIBC = "2.28"
+
+// targetGLIBC is the C library the release is built for (build.sh's
+// SLURMTUNE_GLIBC, default 2.17); no build may need a newer one.
+func targetGLIBC(t *testing.T) string {
+	v := os.Getenv("SLURMTUNE_GLIBC")
+	if v == "" {
+		v = "2.17"
+	}
+	if slurmrelease.CompareVersions(v, maxGLIBC) > 0 {
+		t.Fatalf("SLURMTUNE_GLIBC=%s: release builds must run with glibc %s", v, maxGLIBC)
+	}
+	return v
+}
 
 var arches = []string{"amd64", "arm64"}
 
@@ -67,8 +80,8 @@ func TestGLIBCVersions(t *testing.T) {
 			if b.GLIBC == "" {
 				t.Fatalf("%s requires no GLIBC symbol version: not the dynamically linked cgo build", p)
 			}
-			if slurmrelease.CompareVersions(b.GLIBC, maxGLIBC) > 0 {
-				t.Errorf("%s requires GLIBC_%s, newer than %s", p, b.GLIBC, maxGLIBC)
+			if target := targetGLIBC(t); slurmrelease.CompareVersions(b.GLIBC, target) > 0 {
+				t.Errorf("%s requires GLIBC_%s, newer than the glibc %s it is built for", p, b.GLIBC, target)
 			}
 			t.Logf("%s: newest GLIBC symbol version required: %s; needs %v", p, b.GLIBC, b.Libraries)
 			for _, l := range b.Libraries {
