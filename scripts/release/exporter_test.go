@@ -57,13 +57,17 @@ func TestExporterNVML(t *testing.T) {
 		if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"); err == nil {
 			t.Skip("this machine has NVML: the absent case cannot be run here")
 		}
-		metrics, stderr := runExporter(t, bin, nil)
-		if !nvmlUp(metrics, "0") {
-			t.Errorf("metrics without NVML:\n%s", metrics)
-		}
-		if !strings.Contains(stderr, "NVML unavailable") || !strings.Contains(stderr, "ERROR_LIBRARY_NOT_FOUND") {
-			t.Errorf("stderr does not say NVML is unavailable and why:\n%s", stderr)
-		}
+		metrics, stderr := runExporter(t, []string{bin}, nil)
+		checkAbsent(t, metrics, stderr)
+	})
+
+	// The arm64 build, under qemu-user in its userland (which has no NVML).
+	t.Run("absent-arm64", func(t *testing.T) {
+		arm := needBuild(t, "arm64")
+		u := needUserland(t, "arm64")
+		dir := u.copyInto(t, map[string]string{"slurmtune": arm})
+		metrics, stderr := runExporter(t, u.command(dir+"/slurmtune"), nil)
+		checkAbsent(t, metrics, stderr)
 	})
 
 	t.Run("present", func(t *testing.T) {
@@ -81,7 +85,7 @@ func TestExporterNVML(t *testing.T) {
 			t.Fatalf("gcc stub: %v: %s", err, out)
 		}
 		calls := filepath.Join(t.TempDir(), "calls")
-		metrics, stderr := runExporter(t, bin, []string{"LD_LIBRARY_PATH=" + lib, "STUB_NVML_CALLS=" + calls})
+		metrics, stderr := runExporter(t, []string{bin}, []string{"LD_LIBRARY_PATH=" + lib, "STUB_NVML_CALLS=" + calls})
 		if !nvmlUp(metrics, "1") {
 			t.Errorf("metrics with the stub NVML:\n%s\nstderr:\n%s", metrics, stderr)
 		}
@@ -98,13 +102,25 @@ func TestExporterNVML(t *testing.T) {
 	})
 }
 
-// runExporter starts the exporter with extra environment, scrapes /metrics
-// once it answers, stops it with SIGTERM and returns the exposition and its
-// stderr. The exporter must exit 0.
-func runExporter(t *testing.T, bin string, env []string) (string, string) {
+// checkAbsent checks what the exporter served and logged without NVML.
+func checkAbsent(t *testing.T, metrics, stderr string) {
+	t.Helper()
+	if !nvmlUp(metrics, "0") {
+		t.Errorf("metrics without NVML:\n%s", metrics)
+	}
+	if !strings.Contains(stderr, "NVML unavailable") || !strings.Contains(stderr, "ERROR_LIBRARY_NOT_FOUND") {
+		t.Errorf("stderr does not say NVML is unavailable and why:\n%s", stderr)
+	}
+}
+
+// runExporter starts `slurmtune exporter` (argv: the binary, or what runs
+// it) with extra environment, scrapes /metrics once it answers, stops it
+// with SIGTERM and returns the exposition and its stderr. The exporter must
+// exit 0.
+func runExporter(t *testing.T, argv []string, env []string) (string, string) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "exporter", "--listen", addr, "--interval", "100ms")
+	cmd := exec.Command(argv[0], append(argv[1:], "exporter", "--listen", addr, "--interval", "100ms")...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -53,15 +53,20 @@ func needUserland(t *testing.T, arch string) userland {
 	return u
 }
 
+// command is the command line that runs prog, a path inside the userland.
+func (u userland) command(prog string) []string {
+	if u.qemu != "" {
+		return []string{"chroot", u.dir, u.qemu, prog}
+	}
+	return []string{"chroot", u.dir, prog}
+}
+
 // run runs a program of the userland (a path inside it) in a chroot, with
 // an environment of its own, and returns stdout, stderr and the error.
 func (u userland) run(t *testing.T, prog string, args ...string) (string, string, error) {
 	t.Helper()
-	argv := append([]string{u.dir}, prog)
-	if u.qemu != "" {
-		argv = append([]string{u.dir, u.qemu}, prog)
-	}
-	cmd := exec.CommandContext(ctxFor(t), "chroot", append(argv, args...)...)
+	argv := append(u.command(prog), args...)
+	cmd := exec.CommandContext(ctxFor(t), argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C"}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
