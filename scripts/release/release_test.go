@@ -147,10 +147,10 @@ func TestTarballsAndChecksums(t *testing.T) {
 			t.Fatal(err)
 		}
 		if f := files["slurmtune"]; !bytes.Equal(f.data, binData) || f.mode&0o111 == 0 {
-			t.Errorf("%s: slurmtune is not %s or not executable (mode %o)", matches[0], bin, f.mode)
+			t.Errorf("%s: slurmtune is not %s or not executable (mode %o) (run `make release` again)", matches[0], bin, f.mode)
 		}
 		if !bytes.Equal(files["README.md"].data, readme) || !bytes.Equal(files["LICENSE"].data, license) {
-			t.Errorf("%s: README.md or LICENSE differ from the repository's", matches[0])
+			t.Errorf("%s: README.md or LICENSE differ from the repository's (run `make release` again)", matches[0])
 		}
 		if !bytes.Contains(files["completions/slurmtune.bash"].data, []byte("complete -o bashdefault -o default -F _slurmtune_complete slurmtune")) ||
 			!bytes.HasPrefix(files["completions/_slurmtune"].data, []byte("#compdef slurmtune")) ||
