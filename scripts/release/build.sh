@@ -109,7 +109,7 @@ for arch in $ARCHES; do
 	cp "$DIST/slurmtune-linux-$arch" "$stage/slurmtune"
 	cp README.md LICENSE "$stage/"
 	cp -r "$work/completions" "$stage/"
-	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" --mode='u+rw,go+r,go-w' \
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" --mode='u+rw,go+rX,go-w' \
 		-C "$stage" -cf - slurmtune README.md LICENSE completions | gzip -n -9 >"$DIST/$name.tar.gz"
 done
 (cd "$DIST" && sha256sum slurmtune_*_linux_*.tar.gz >SHA256SUMS)

@@ -1,7 +1,6 @@
 package release
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -43,7 +42,8 @@ int nvmlEventSetCreate(void **set) { note("nvmlEventSetCreate"); return 3; }
 
 // TestExporterNVML runs `slurmtune exporter` from the amd64 release build
 // over real HTTP: without libnvidia-ml (this machine has no NVIDIA driver)
-// it serves slurmtune_nvml_up 0 and exits 0 on SIGTERM; with a stub
+// it serves slurmtune_nvml_up 0 and exits 0 on SIGTERM (and so does the
+// arm64 build, under qemu-user in its userland); with a stub
 // libnvidia-ml.so.1 on LD_LIBRARY_PATH it dlopens it, binds go-nvml's calls
 // to it lazily, and serves slurmtune_nvml_up 1. A real driver and GPU are
 // not here: what the stub shows is the loading and binding, not telemetry.
@@ -178,7 +178,7 @@ func scrape(addr string) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(bufio.NewReader(resp.Body))
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return "", err
 	}
