@@ -98,6 +98,13 @@ func TestGLIBCVersions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
+			// Stripped: no symbol table, no C debug information (which would
+			// carry this machine's build paths).
+			for _, sec := range f.Sections {
+				if sec.Type == elf.SHT_SYMTAB || strings.HasPrefix(sec.Name, ".debug_") {
+					t.Errorf("%s is not stripped: it has %s", p, sec.Name)
+				}
+			}
 			syms, err := f.DynamicSymbols()
 			if err != nil {
 				t.Fatal(err)
