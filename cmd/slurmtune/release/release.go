@@ -7,6 +7,7 @@ package release
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -79,16 +80,29 @@ func FindFrom(exe, goos, goarch string) (Build, error) {
 		goos, goarch, strings.Join(candidates, ", "), name, exe)
 }
 
-// machines maps ELF machines to GOARCH, for the architectures slurmtune
-// ships.
-var machines = map[elf.Machine]string{
-	elf.EM_X86_64:  "amd64",
-	elf.EM_AARCH64: "arm64",
-	elf.EM_PPC64:   "ppc64le",
-	elf.EM_386:     "386",
-	elf.EM_ARM:     "arm",
-	elf.EM_RISCV:   "riscv64",
-	elf.EM_S390:    "s390x",
+// goarch is the GOARCH of an ELF machine, for the architectures Go builds
+// Linux binaries for.
+func goarch(m elf.Machine, order binary.ByteOrder) (string, bool) {
+	switch m {
+	case elf.EM_X86_64:
+		return "amd64", true
+	case elf.EM_AARCH64:
+		return "arm64", true
+	case elf.EM_PPC64:
+		if order == binary.BigEndian {
+			return "ppc64", true
+		}
+		return "ppc64le", true
+	case elf.EM_RISCV:
+		return "riscv64", true
+	case elf.EM_S390:
+		return "s390x", true
+	case elf.EM_386:
+		return "386", true
+	case elf.EM_ARM:
+		return "arm", true
+	}
+	return "", false
 }
 
 // Inspect reads an executable's architecture and what it needs from the
@@ -104,14 +118,11 @@ func Inspect(path string) (Build, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return Build{}, fmt.Errorf("%s: not an executable (ELF type %v)", path, f.Type)
 	}
-	arch, ok := machines[f.Machine]
+	arch, ok := goarch(f.Machine, f.ByteOrder)
 	if !ok {
 		return Build{}, fmt.Errorf("%s: unknown machine %v", path, f.Machine)
 	}
 	b.GOARCH = arch
-	if f.Machine == elf.EM_PPC64 && f.ByteOrder.String() == "BigEndian" {
-		b.GOARCH = "ppc64"
-	}
 	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
 		return Build{}, fmt.Errorf("%s: not a Linux executable (OS ABI %v)", path, f.OSABI)
 	}
