@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slurmtune/slurmtune/cmd/slurmtune/release"
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
 	"github.com/slurmtune/slurmtune/slurm"
@@ -119,8 +120,8 @@ func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
 // cl.slurmtune to that path; a binary that is missing or of another
 // version is refused before anything is submitted. The local transport's
 // default, this very binary, needs no check.
-func (cl *cluster) computeBinary(ctx context.Context, workdir string) error {
-	b, err := cl.binaryPlan(workdir)
+func (cl *cluster) computeBinary(ctx context.Context, e *env, workdir string) error {
+	b, err := cl.binaryPlan(ctx, e, workdir)
 	if err != nil || b == nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func (cl *cluster) computeBinary(ctx context.Context, workdir string) error {
 
 // binaryPlan is how the compute nodes get slurmtune; nil when they run
 // this very binary (the local transport's default).
-func (cl *cluster) binaryPlan(workdir string) (*chain.ComputeBinary, error) {
+func (cl *cluster) binaryPlan(ctx context.Context, e *env, workdir string) (*chain.ComputeBinary, error) {
 	self, err := selfBinary()
 	if err != nil || cl.slurmtune == self {
 		return nil, err
@@ -146,7 +147,7 @@ func (cl *cluster) binaryPlan(workdir string) (*chain.ComputeBinary, error) {
 		where = "this host"
 	}
 	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
-		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(self, p) }, ReadFile: os.ReadFile}, nil
+		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(ctx, e, self, p) }, ReadFile: os.ReadFile}, nil
 }
 
 // loginShell runs commands where the transport runs Slurm's.
@@ -156,22 +157,32 @@ func (l loginShell) Output(ctx context.Context, argv ...string) ([]byte, error) 
 	return l.r.Run(ctx, cmdline.Command{Argv: argv})
 }
 
-// releaseBuild is the slurmtune build for p: this binary when p is this
-// host's platform, else slurmtune-OS-ARCH next to it or in dist/ beside
-// its folder (where make release puts the builds).
-func releaseBuild(self string, p chain.Platform) (chain.Build, error) {
-	if p.OS == runtime.GOOS && p.Arch == runtime.GOARCH {
+// releaseBuild is the slurmtune build for p (release.FindFrom: the
+// release build next to this binary or in dist/, else this binary). A
+// build other than this binary must be of this version: one for this
+// host's platform is asked (--version); another platform's cannot be run
+// here, and is taken as it is, with a warning.
+func releaseBuild(ctx context.Context, e *env, self string, p chain.Platform) (chain.Build, error) {
+	b, err := release.FindFrom(self, p.OS, p.Arch)
+	if err != nil {
+		return chain.Build{}, fmt.Errorf("%w; or set cluster.slurmtune to slurmtune %s on the cluster", err, version)
+	}
+	if b.Path == self {
 		return chain.Build{Path: self, Version: version}, nil
 	}
-	name := "slurmtune-" + p.OS + "-" + p.Arch
-	dir := filepath.Dir(self)
-	for _, cand := range []string{filepath.Join(dir, name), filepath.Join(dir, "..", "dist", name)} {
-		if st, err := os.Stat(cand); err == nil && st.Mode().IsRegular() {
-			return chain.Build{Path: cand, Version: version}, nil
-		}
+	if p.OS != runtime.GOOS || p.Arch != runtime.GOARCH {
+		e.log.Warn("cannot run the build for another platform to check its version: uploading it as this version",
+			"build", b.Path, "version", version)
+		return chain.Build{Path: b.Path, Version: version}, nil
 	}
-	return chain.Build{}, fmt.Errorf("no slurmtune build for %s next to %s (%s; make release builds it), "+
-		"or set cluster.slurmtune to slurmtune %s on the cluster", p, self, name, version)
+	out, err := loginShell{local.Runner{}}.Output(ctx, b.Path, "--version")
+	if err != nil {
+		return chain.Build{}, fmt.Errorf("%s --version: %w", b.Path, err)
+	}
+	if v := chain.ParseVersion(string(out)); v != version {
+		return chain.Build{}, fmt.Errorf("%s is slurmtune %s, this is %s: run make release again", b.Path, v, version)
+	}
+	return chain.Build{Path: b.Path, Version: version}, nil
 }
 
 // selfBinary is this binary's path, links resolved.

@@ -40,7 +40,7 @@ func clusterCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				if err := computeCheck(c.Context, cl, p.Workdir, rep); err != nil {
+				if err := computeCheck(c.Context, e, cl, p.Workdir, rep); err != nil {
 					return err
 				}
 				if c.Bool("json") {
@@ -115,8 +115,8 @@ func clusterCheck(ctx context.Context, e *env, cl *cluster) (*clusterReport, err
 }
 
 // computeCheck adds the slurmtune the job scripts will call.
-func computeCheck(ctx context.Context, cl *cluster, workdir string, rep *clusterReport) error {
-	b, err := cl.binaryPlan(workdir)
+func computeCheck(ctx context.Context, e *env, cl *cluster, workdir string, rep *clusterReport) error {
+	b, err := cl.binaryPlan(ctx, e, workdir)
 	if err != nil {
 		return err
 	}

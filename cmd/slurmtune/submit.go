@@ -67,7 +67,7 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	cs.conns[cl.config] = cl
-	if err := cl.computeBinary(ctx, p.Workdir); err != nil {
+	if err := cl.computeBinary(ctx, e, p.Workdir); err != nil {
 		return err
 	}
 	svc, err := e.service(st, cl)
