@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Pipeline struct {
 	Eval        Eval        `yaml:"eval"`
 	Deploy      Deploy      `yaml:"deploy"`
 	Monitor     Monitor     `yaml:"monitor,omitempty"`
+	Notify      Notify      `yaml:"notify,omitempty"`
 	Environment Environment `yaml:"environment"`
 
 	// File is the pipeline file's absolute path; Dir its directory.
@@ -318,6 +320,16 @@ type Monitor struct {
 	BaselineWindow  Duration   `yaml:"baseline_window,omitempty"`
 	Window          Duration   `yaml:"window,omitempty"`
 }
+
+// Notify is the notify section: a webhook that gets a JSON event when a
+// run ends, a gate fails, a job is preempted or drift is found.
+type Notify struct {
+	Webhook string   `yaml:"webhook,omitempty"`
+	On      []string `yaml:"on,omitempty"`
+}
+
+// NotifyEvents are the events notify.on may name; all of them by default.
+var NotifyEvents = []string{"succeeded", "failed", "gate_failed", "preempted", "drift"}
 
 // PSIMonitor is monitor.psi: the PSI levels of the prompt drift checks.
 type PSIMonitor struct {
@@ -816,6 +828,7 @@ func (p *Pipeline) validate(file string) Errors {
 	}
 	p.validateDeploy(bad, required)
 	p.validateMonitor(bad)
+	p.validateNotify(bad)
 	for i, m := range p.Environment.Modules {
 		if !moduleRe.MatchString(m) {
 			bad(fmt.Sprintf("environment.modules[%d]", i), "%q is not a module name", m)
@@ -904,6 +917,22 @@ func (p *Pipeline) validateDeploy(bad func(path, format string, args ...any), re
 	}
 	if _, set := p.Pos["deploy.time"]; set && d.Time.Duration < d.MinTime() {
 		bad("deploy.time", "%s is shorter than the deploy needs (serve.startup_timeout + canary.duration + rollback_window = %s)", d.Time.Slurm(), Duration{d.MinTime()}.Slurm())
+	}
+}
+
+// validateNotify checks the notify section.
+func (p *Pipeline) validateNotify(bad func(path, format string, args ...any)) {
+	n := p.Notify
+	if n.Webhook != "" && !httpURL(n.Webhook) {
+		bad("notify.webhook", "%q is not an http(s) URL", n.Webhook)
+	}
+	if n.Webhook == "" && len(n.On) > 0 {
+		bad("notify.on", "events without notify.webhook go nowhere")
+	}
+	for _, ev := range n.On {
+		if !slices.Contains(NotifyEvents, ev) {
+			bad("notify.on", "unknown event %q (want %s)", ev, strings.Join(NotifyEvents, ", "))
+		}
 	}
 }
 

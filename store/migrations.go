@@ -164,4 +164,25 @@ var migrations = []string{
 		output          TEXT NOT NULL,
 		output_resolved TEXT NOT NULL DEFAULT ''
 	);`,
+	// Webhook notifications: each run's notify section, and an outbox of
+	// events (one row per event, ever: the key deduplicates) with their
+	// delivery attempts.
+	`CREATE TABLE run_notify (
+		run_id     TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		config     TEXT NOT NULL,
+		scanned_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE notifications (
+		key          TEXT PRIMARY KEY,
+		run_id       TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		event        TEXT NOT NULL,
+		url          TEXT NOT NULL,
+		payload      TEXT NOT NULL,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		next_at      INTEGER NOT NULL,
+		delivered_at INTEGER,
+		last_error   TEXT NOT NULL DEFAULT '',
+		created_at   INTEGER NOT NULL
+	);
+	CREATE INDEX notifications_due ON notifications(next_at) WHERE delivered_at IS NULL;`,
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/slurmtune/slurmtune/cmd/slurmtune/release"
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/slurm/cmdline"
 	"github.com/slurmtune/slurmtune/slurm/local"
@@ -315,7 +316,24 @@ func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
 		total.Changed += res.Changed
 		total.Missing += res.Missing
 	}
+	// Queue the webhook events the refresh revealed (local, cheap); sync
+	// and submit --wait deliver them.
+	if _, err := notify.Queue(ctx, cs.st, time.Now()); err != nil {
+		cs.e.log.Warn("queue notifications", "err", err)
+	}
 	return total, nil
+}
+
+// deliverNotifications posts the webhook events that are due, within
+// notify's time budget; a receiver that fails is retried by a later call.
+func deliverNotifications(ctx context.Context, e *env, st *store.Store) {
+	res, err := notify.DefaultDelivery().Deliver(ctx, st)
+	if err != nil {
+		e.log.Warn("deliver notifications", "err", err)
+	}
+	if res.Failed > 0 {
+		e.log.Warn("webhook notifications failed; they are retried with backoff", "failed", res.Failed, "gave_up", res.GaveUp, "sent", res.Sent)
+	}
 }
 
 // withReadRetries retries a read while the controller is unreachable, with

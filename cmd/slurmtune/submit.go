@@ -9,6 +9,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -113,6 +114,10 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := notify.Queue(ctx, st, time.Now()); err != nil {
+		e.log.Warn("queue notifications", "err", err)
+	}
+	deliverNotifications(ctx, e, st)
 	if r.State != store.RunSucceeded {
 		return exitError{code: exitFailure, msg: fmt.Sprintf("slurmtune: run %s %s", r.ID, r.State)}
 	}

@@ -35,6 +35,7 @@ func syncRuns(ctx context.Context, e *env, asJSON bool) error {
 	defer cs.close()
 	res, err := cs.refresh(ctx)
 	refreshDeployments(ctx, e, st) // needs no cluster answer: done even when Slurm did not answer
+	deliverNotifications(ctx, e, st)
 	if err != nil {
 		return err
 	}
