@@ -71,13 +71,9 @@ func (b ComputeBinary) Resolve(ctx context.Context, login Login, fsys slurm.File
 	if b.Setting != Upload {
 		return b.Setting, b.checkNamed(ctx, login)
 	}
-	plat, err := loginPlatform(ctx, login)
+	_, build, err := b.upload(ctx, login)
 	if err != nil {
-		return "", fmt.Errorf("cluster.slurmtune: upload: platform of %s: %w", b.Where, err)
-	}
-	build, err := b.BuildFor(plat)
-	if err != nil {
-		return "", fmt.Errorf("cluster.slurmtune: upload: %s is %s: %w", b.Where, plat, err)
+		return "", err
 	}
 	data, err := b.ReadFile(build.Path)
 	if err != nil {
@@ -96,15 +92,24 @@ func (b ComputeBinary) Check(ctx context.Context, login Login) (string, error) {
 		}
 		return fmt.Sprintf("%s (version %s on %s)", b.Setting, b.Version, b.Where), nil
 	}
+	plat, build, err := b.upload(ctx, login)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("upload %s (%s, version %s) to %s", build.Path, plat, build.Version, path.Join(b.Workdir, BinaryDir)), nil
+}
+
+// upload finds the login side's platform and the build to copy there.
+func (b ComputeBinary) upload(ctx context.Context, login Login) (Platform, Build, error) {
 	plat, err := loginPlatform(ctx, login)
 	if err != nil {
-		return "", fmt.Errorf("cluster.slurmtune: upload: platform of %s: %w", b.Where, err)
+		return plat, Build{}, fmt.Errorf("cluster.slurmtune: upload: platform of %s: %w", b.Where, err)
 	}
 	build, err := b.BuildFor(plat)
 	if err != nil {
-		return "", fmt.Errorf("cluster.slurmtune: upload: %s is %s: %w", b.Where, plat, err)
+		return plat, Build{}, fmt.Errorf("cluster.slurmtune: upload: %s is %s: %w", b.Where, plat, err)
 	}
-	return fmt.Sprintf("upload %s (%s, version %s) to %s", build.Path, plat, build.Version, path.Join(b.Workdir, BinaryDir)), nil
+	return plat, build, nil
 }
 
 // checkNamed runs `BINARY --version` where the transport runs commands.
