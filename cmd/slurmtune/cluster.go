@@ -35,7 +35,10 @@ type cluster struct {
 	// every run so later commands can reach the same cluster.
 	config    string
 	slurmtune string
-	close     func() error
+	// sshHost is the login node that files and commands go through; ""
+	// when they are this host's.
+	sshHost string
+	close   func() error
 }
 
 // connect opens the transport a pipeline's cluster section names:
@@ -58,7 +61,7 @@ func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
 			return nil, fmt.Errorf("connect to %s: %w", c.SSH.Host, err)
 		}
 		cl.close = conn.Close
-		cl.fs, cl.runner = conn, conn
+		cl.fs, cl.runner, cl.sshHost = conn, conn, c.SSH.Host
 	} else {
 		cl.fs, cl.runner = local.FS{}, local.Runner{}
 	}
@@ -141,14 +144,35 @@ func (cl *cluster) binaryPlan(ctx context.Context, e *env, workdir string) (*cha
 	if err != nil || cl.slurmtune == self {
 		return nil, err
 	}
-	where := cl.name
-	if cl.transport != "ssh" {
-		// REST without cluster.ssh runs commands here, on a host that
-		// shares the workdir with the cluster.
-		where = "this host"
-	}
-	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
+	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: cl.where(), Version: version,
 		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(ctx, e, self, p) }, ReadFile: os.ReadFile}, nil
+}
+
+// where names the login side in messages: the SSH host, or this host
+// (local, and REST without cluster.ssh: it shares the workdir with the
+// cluster).
+func (cl *cluster) where() string {
+	if cl.sshHost != "" {
+		return cl.sshHost
+	}
+	return "this host"
+}
+
+// checkFiles looks up the files the jobs will read where they will see
+// them; missing ones are problems of the pipeline file (exit 2).
+func (cl *cluster) checkFiles(ctx context.Context, p *jobs.Pipeline, file string) error {
+	st, ok := cl.fs.(chain.Stater)
+	if !ok {
+		return nil
+	}
+	errs, err := chain.CheckFiles(ctx, p, file, cl.where(), st)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // loginShell runs commands where the transport runs Slurm's.

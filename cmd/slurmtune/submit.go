@@ -68,6 +68,9 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	cs.conns[cl.config] = cl
+	if err := cl.checkFiles(ctx, p, c.Args().First()); err != nil {
+		return err
+	}
 	if err := cl.computeBinary(ctx, e, p.Workdir); err != nil {
 		return err
 	}

@@ -659,3 +659,41 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestE2EMissingFiles: the files the jobs read are looked up where they
+// will see them, over SFTP for ssh: validate --cluster and submit report
+// each missing one as FILE:LINE:COL, exit 2, and submit queues nothing.
+func TestE2EMissingFiles(t *testing.T) {
+	d := needSSH(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	name := fmt.Sprintf("tr-files%d", time.Now().UnixNano()%1e6)
+	file := filepath.Join(tmp, "p.yaml")
+	os.WriteFile(file, []byte("name: "+name+`
+workdir: `+filepath.Join(tmp, "runs")+`
+data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl, `+tmp+`/none/*.jsonl]}
+train: {nodes: 1, python: /bin/sh, script: `+tmp+`/train.sh}
+eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh, gates: {perplexity: {max: 100}}}
+`), 0o644)
+	want := []string{
+		file + ":3:" + strconv.Itoa(len("data: {inputs: [")+len(repoRoot(t)+"/examples/tiny/data/*.jsonl, ")+1) + ": data.inputs[1]: " + tmp + "/none/*.jsonl matches no file on " + d.host,
+		file + ":4:44: train.script: " + tmp + "/train.sh does not exist on " + d.host,
+	}
+	db := filepath.Join(tmp, "st.db")
+	for _, cmd := range [][]string{{"validate", file, "--cluster"}, {"submit", file}} {
+		r := slurmtune(t, db, append(cmd, d.sets()...)...)
+		if r.code != 2 || strings.TrimSpace(r.stderr) != strings.Join(want, "\n") {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", cmd[0], r.code, r.stderr, strings.Join(want, "\n"))
+		}
+	}
+	if tags := slurmJobsTagged(t, name); len(tags) != 0 {
+		t.Errorf("jobs were queued: %v", tags)
+	}
+	// Once the file is there, the same pipeline validates.
+	os.WriteFile(filepath.Join(tmp, "train.sh"), []byte("#!/bin/sh\n"), 0o755)
+	os.MkdirAll(filepath.Join(tmp, "none"), 0o755)
+	os.WriteFile(filepath.Join(tmp, "none", "x.jsonl"), []byte("{\"text\": \"x\"}\n"), 0o644)
+	if r := slurmtune(t, db, append([]string{"validate", file, "--cluster"}, d.sets()...)...); r.code != 0 {
+		t.Errorf("validate --cluster with the files there: exit %d: %s", r.code, r.stderr)
+	}
+}

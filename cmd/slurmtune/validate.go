@@ -8,6 +8,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/slurm/local"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
@@ -78,13 +79,24 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 	}
 	res.Stages = p.Stages()
 	if !o.cluster {
-		return res, nil
+		if p.Cluster.Transport == "local" {
+			// The jobs see this host's files: look them up. (Other
+			// transports' are looked up with --cluster, and by submit.)
+			res.problems, err = chain.CheckFiles(c.Context, p, o.file, "this host", local.FS{})
+		}
+		return res, err
 	}
 	cl, err := connect(c.Context, e, p.Cluster)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.close()
+	var files jobs.Errors
+	if err := cl.checkFiles(c.Context, p, o.file); errors.As(err, &files) {
+		res.problems = append(res.problems, files...)
+	} else if err != nil {
+		return nil, err
+	}
 	ts, err := templates.New()
 	if err != nil {
 		return nil, err
@@ -97,7 +109,7 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 	if err != nil {
 		return nil, err
 	}
-	res.problems, res.Warnings = errs, append(res.Warnings, warnings...)
+	res.problems, res.Warnings = append(res.problems, errs...), append(res.Warnings, warnings...)
 	return res, nil
 }
 

@@ -76,3 +76,9 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	}
 	return nil
 }
+
+// Stat returns os.Stat of path.
+func (FS) Stat(_ context.Context, path string) (fs.FileInfo, error) { return os.Stat(path) }
+
+// Glob returns filepath.Glob of pattern.
+func (FS) Glob(_ context.Context, pattern string) ([]string, error) { return filepath.Glob(pattern) }

@@ -380,3 +380,24 @@ func (w *ctxWriter) Write(p []byte) (int, error) {
 	}
 	return w.w.Write(p)
 }
+
+// Stat returns what SFTP says of p (links followed).
+func (c *Conn) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
+	cl, err := c.SFTP()
+	if err != nil {
+		return nil, err
+	}
+	fi, err := do(ctx, func() (fs.FileInfo, error) { return cl.Stat(p) })
+	return fi, c.fsErr("stat", p, err)
+}
+
+// Glob returns the paths on the far side that match pattern (path.Match
+// syntax), as filepath.Glob does locally.
+func (c *Conn) Glob(ctx context.Context, pattern string) ([]string, error) {
+	cl, err := c.SFTP()
+	if err != nil {
+		return nil, err
+	}
+	m, err := do(ctx, func() ([]string, error) { return cl.Glob(pattern) })
+	return m, c.fsErr("glob", pattern, err)
+}
