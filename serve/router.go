@@ -239,6 +239,13 @@ func (r *Router) newBackend(cfg Backend) *backend {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			// Like X-Forwarded-For, X-Real-IP says who the client is, so a
+			// client does not get to choose it.
+			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+				pr.Out.Header.Set("X-Real-IP", ip)
+			} else {
+				pr.Out.Header.Del("X-Real-IP")
+			}
 			if bb, ok := pr.In.Body.(*bufferedBody); ok {
 				// Lets the transport resend it on a fresh connection when a
 				// pooled one turns out dead before anything was written.

@@ -83,7 +83,7 @@ func (o *Options) setDefaults() {
 func RunRouter(ctx context.Context, opts Options) error {
 	opts.setDefaults()
 	log := opts.Logger
-	token, err := readAdminToken(opts.AdminTokenFile, log)
+	token, err := readAdminToken(opts.AdminTokenFile)
 	if err != nil {
 		return err
 	}
@@ -172,11 +172,32 @@ func RunRouter(ctx context.Context, opts Options) error {
 	return shutErr
 }
 
+// MinAdminTokenLen is the shortest admin token accepted: 32 bytes, e.g.
+// `openssl rand -hex 16`.
+const MinAdminTokenLen = 32
+
 // readAdminToken reads the bearer token file; an empty path disables the
 // admin API.
-func readAdminToken(path string, log *slog.Logger) (string, error) {
+func readAdminToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
+	}
+	return ReadAdminToken(path)
+}
+
+// ReadAdminToken reads an admin API token file: a regular file that neither
+// group nor others can read, holding one word of at least MinAdminTokenLen
+// bytes. The router and the deploy client both read it through this.
+func ReadAdminToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("admin token %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("admin token %s: readable by group or others (mode %s): chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -186,8 +207,8 @@ func readAdminToken(path string, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read admin token %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("admin token file is readable by group or others", "path", path, "mode", fi.Mode().Perm().String())
+	if len(tok) < MinAdminTokenLen {
+		return "", fmt.Errorf("admin token %s: %d bytes, want at least 32 bytes (e.g. openssl rand -hex 16 > %s)", path, len(tok), path)
 	}
 	return tok, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/serve"
 	"github.com/slurmtune/slurmtune/serve/deploy"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/slurm/local"
@@ -240,11 +241,11 @@ func routerFor(p *jobs.Pipeline, paths deploy.Paths) (deploy.Router, error) {
 	if r.AdminURL == "" {
 		return deploy.FileRouter{StatePath: paths.State, StatsPath: paths.Stats}, nil
 	}
-	data, err := os.ReadFile(r.TokenFile)
+	tok, err := serve.ReadAdminToken(r.TokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("router admin token: %w", err)
+		return nil, fmt.Errorf("router %w", err)
 	}
-	return deploy.AdminRouter{URL: r.AdminURL, Token: strings.TrimSpace(string(data))}, nil
+	return deploy.AdminRouter{URL: r.AdminURL, Token: tok}, nil
 }
 
 // findDeployment finds the deployment called name.

@@ -28,7 +28,7 @@ func routerCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "address to serve on, e.g. :8080", Required: true},
 			&cli.StringFlag{Name: "state", Usage: "routing state `FILE` (JSON) to load and watch"},
-			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the bearer token for /admin/ (admin API disabled without it)"},
+			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the bearer token for /admin/ (mode 600, at least 32 bytes; admin API disabled without it)"},
 			&cli.DurationFlag{Name: "health-interval", Usage: "interval between backend health checks", Value: 2 * time.Second},
 			&cli.StringFlag{Name: "access-log", Usage: "access log `FILE` (JSON lines); - for stdout, empty to disable", Value: "-"},
 			&cli.StringFlag{Name: "prompt-log", Usage: "`FILE` the prompts of answered completion requests are appended to, for `slurmtune drift` (default: next to --state, STATE.prompts.jsonl)"},

@@ -1,0 +1,125 @@
+package serve
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestAdminTokenFileRefused: the router refuses an admin token file that
+// group or others can read, and a token shorter than 32 bytes.
+func TestAdminTokenFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	good := strings.Repeat("k", MinAdminTokenLen)
+	for _, tc := range []struct {
+		name, content string
+		mode          os.FileMode
+		want          string // "" accepted, else in the error
+	}{
+		{"private", good + "\n", 0o600, ""},
+		{"group-readable", good, 0o640, "readable by group or others"},
+		{"world-readable", good, 0o644, "readable by group or others"},
+		{"short", "s3cret", 0o600, "at least 32 bytes"},
+		{"one character", "x", 0o600, "at least 32 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := ReadAdminToken(p)
+			if tc.want == "" {
+				if err != nil || tok != good {
+					t.Fatalf("ReadAdminToken = %q, %v", tok, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("ReadAdminToken accepted or unclear: %q, %v", tok, err)
+			}
+			if len(tc.content) > 3 && strings.Contains(err.Error(), tc.content) {
+				t.Errorf("error shows the token: %v", err)
+			}
+			// RunRouter refuses to start with it.
+			if err := RunRouter(t.Context(), Options{Listen: "127.0.0.1:0", AdminTokenFile: p}); err == nil {
+				t.Error("RunRouter started with a refused token file")
+			}
+		})
+	}
+	// A FIFO or a directory is not a token file (and must not hang).
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, fifo} {
+		if _, err := ReadAdminToken(p); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%s as token file: %v", p, err)
+		}
+	}
+}
+
+// TestStateBackendCap: one state cannot name more than MaxBackends backends.
+func TestStateBackendCap(t *testing.T) {
+	mk := func(n int) State {
+		s := State{Name: "cap", Version: 1}
+		for i := range n {
+			s.Backends = append(s.Backends, Backend{Name: fmt.Sprintf("b%d", i), URL: fmt.Sprintf("http://127.0.0.1:%d", 10000+i), Weight: 1})
+		}
+		return s
+	}
+	if err := mk(MaxBackends).Validate(); err != nil {
+		t.Fatalf("%d backends refused: %v", MaxBackends, err)
+	}
+	err := mk(8000).Validate()
+	if err == nil || !strings.Contains(err.Error(), "8000 backends") {
+		t.Fatalf("8000 backends: %v", err)
+	}
+	data, _ := json.Marshal(mk(MaxBackends + 1))
+	if _, err := ParseState(data); err == nil {
+		t.Fatal("ParseState accepted too many backends")
+	}
+}
+
+// TestXRealIPReplaced: a client cannot pass its own X-Real-IP to the
+// backend; the router sets it to the client address, as it does
+// X-Forwarded-For.
+func TestXRealIPReplaced(t *testing.T) {
+	got := make(chan http.Header, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			got <- r.Header.Clone()
+		}
+	}))
+	defer be.Close()
+	r := NewRouter(Config{})
+	defer r.Close()
+	if err := r.Apply(t.Context(), State{Name: "x", Version: 1, Backends: []Backend{{Name: "a", URL: be.URL, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(r)
+	defer front.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, front.URL+"/v1/models", nil)
+	req.Header.Set("X-Real-IP", "6.6.6.6")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-got
+	if v := h.Values("X-Real-IP"); len(v) != 1 || v[0] != "127.0.0.1" {
+		t.Errorf("backend saw X-Real-IP %q, want [127.0.0.1]", v)
+	}
+	if v := h.Get("X-Forwarded-For"); v != "127.0.0.1" {
+		t.Errorf("backend saw X-Forwarded-For %q", v)
+	}
+}
