@@ -120,6 +120,10 @@ func expandInputs(inputs []string) ([]string, error) {
 			return nil, fmt.Errorf("read %s: %w", in, err)
 		}
 		if !st.IsDir() {
+			// A FIFO or device would block the read: regular files only.
+			if !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("input %s: not a regular file (%s)", in, st.Mode().Type())
+			}
 			add(in)
 			continue
 		}
@@ -132,7 +136,9 @@ func expandInputs(inputs []string) ([]string, error) {
 			return nil, fmt.Errorf("input %q: no *.jsonl files in directory", in)
 		}
 		for _, m := range matches {
-			add(m)
+			if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+				add(m)
+			}
 		}
 	}
 	return files, nil

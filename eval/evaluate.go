@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 )
 
 // Names of the CLI inputs, used in the reasons of gates whose metric has
@@ -113,7 +112,7 @@ func Evaluate(ctx context.Context, in Inputs) (*Report, error) {
 	if in.HumanCSVPath == "" {
 		missing[MetricHumanEval] = "no " + FlagHuman + " input"
 	} else {
-		f, err := os.Open(in.HumanCSVPath)
+		f, err := openInput(in.HumanCSVPath)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +175,7 @@ func (pe *predEval) addFile(ctx context.Context, path string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	f, err := openInput(path)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
+
+// openInput opens an input file for reading. Only regular files are
+// accepted: opening a FIFO would block until a writer appears, and a
+// device may never end.
+func openInput(path string) (*os.File, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return os.Open(path)
+}
 
 // maxLineBytes bounds one JSONL line.
 const maxLineBytes = 64 << 20

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -75,7 +74,7 @@ func (p *Prediction) Clone() Prediction {
 
 // ReadPredictionsFile reads all predictions of a JSONL file.
 func ReadPredictionsFile(path string) ([]Prediction, error) {
-	f, err := os.Open(path)
+	f, err := openInput(path)
 	if err != nil {
 		return nil, err
 	}

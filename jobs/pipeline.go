@@ -460,6 +460,11 @@ func Load(path string, opts LoadOptions) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline file: %w", err)
 	}
+	// A FIFO or device would block the read (or never end): regular
+	// files only.
+	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read pipeline file: %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
 	data, err := os.ReadFile(abs)
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline file: %w", err)
