@@ -174,7 +174,7 @@ func deployRecord(e *env, runDir, strategy, checkpoint string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(runDir, "deploy.json")
-	if err := local.WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := local.WriteFileAtomic(path, append(b, '\n'), p.Modes().File); err != nil {
 		return "", fmt.Errorf("deploy: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "recorded model %s (sha256 %s) in %s\n", p.Model.Name, sum, path)
@@ -555,7 +555,7 @@ func deployRun(ctx context.Context, e *env, runDir string) error {
 		return err
 	}
 	script := filepath.Join(runDir, "serve.sbatch")
-	if err := local.WriteFileAtomic(script, sc.Body, 0o755); err != nil {
+	if err := local.WriteFileAtomic(script, sc.Body, p.Modes().Script); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	// sbatch inside a job would pass this job's SLURM_* settings on to the

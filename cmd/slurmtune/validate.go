@@ -27,6 +27,9 @@ func validateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, w := range p.Warnings(c.Args().First()) {
+				fmt.Fprintln(e.stderr, w.Error())
+			}
 			if c.Bool("cluster") {
 				cl, err := connect(c.Context, e, p.Cluster)
 				if err != nil {
