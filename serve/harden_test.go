@@ -3,6 +3,7 @@ package serve
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestAdminTokenFileRefused: the router refuses an admin token file that
@@ -121,5 +123,68 @@ func TestXRealIPReplaced(t *testing.T) {
 	}
 	if v := h.Get("X-Forwarded-For"); v != "127.0.0.1" {
 		t.Errorf("backend saw X-Forwarded-For %q", v)
+	}
+}
+
+// TestUnloggedPromptsCounted: a completion answered 2xx whose body was
+// streamed (the buffer budget was spent) is not logged but is counted as
+// dropped.
+func TestUnloggedPromptsCounted(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"choices":[]}`)
+	}))
+	defer be.Close()
+	pl, err := OpenPromptLog(filepath.Join(t.TempDir(), "p.jsonl"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close()
+	r := NewRouter(Config{PromptLog: pl, MaxBufferedTotal: 100})
+	defer r.Close()
+	if err := r.Apply(t.Context(), State{Name: "x", Version: 1, Backends: []Backend{{Name: "a", URL: be.URL, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(r)
+	defer front.Close()
+	resp, err := http.Post(front.URL+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"`+strings.Repeat("p", 500)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if pl.Dropped() != 1 || pl.Logged() != 0 {
+		t.Errorf("dropped %d logged %d, want the streamed prompt counted as dropped", pl.Dropped(), pl.Logged())
+	}
+}
+
+// TestBodyDeadlineSparesSlowAnswers: the body deadline bounds how the
+// request arrives, not how long the backend takes to answer.
+func TestBodyDeadlineSparesSlowAnswers(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(700 * time.Millisecond)
+		io.WriteString(w, "slow but fine")
+	}))
+	defer be.Close()
+	r := NewRouter(Config{BodyGrace: 200 * time.Millisecond, BodyMinRate: 1 << 20})
+	defer r.Close()
+	if err := r.Apply(t.Context(), State{Name: "x", Version: 1, Backends: []Backend{{Name: "a", URL: be.URL, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(r)
+	defer front.Close()
+	for _, size := range []int{100, 2 << 20} { // buffered, streamed
+		resp, err := http.Post(front.URL+"/v1/completions", "application/json", strings.NewReader(strings.Repeat("x", size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "slow but fine" {
+			t.Errorf("%d-byte body: %d %q", size, resp.StatusCode, b)
+		}
 	}
 }
