@@ -361,7 +361,7 @@ func TestLength(t *testing.T) {
 		textLine("tiny"),
 		textLine("ok length text here"),
 		textLine("one two three four five six seven eight nine ten eleven"),
-		textLine(strings.Repeat("x", 80)),
+		textLine(strings.Repeat("x", 40)),
 		textLine("héllo wörld ça va"),
 	))
 	out := filepath.Join(dir, "out")
