@@ -35,10 +35,13 @@ type lineReader struct {
 	line int
 	long []byte
 	err  error
+	// max bounds one line (default maxLineBytes); why says what sets it.
+	max int
+	why string
 }
 
 func newLineReader(r io.Reader, name string) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), name: name}
+	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), name: name, max: maxLineBytes}
 }
 
 // next returns the next line, or io.EOF.
@@ -50,8 +53,8 @@ func (lr *lineReader) next() ([]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		lr.long = append(lr.long[:0], b...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(lr.long) > maxLineBytes {
-				lr.err = fmt.Errorf("%s:%d: line longer than %d bytes", lr.name, lr.line+1, maxLineBytes)
+			if len(lr.long) > lr.max {
+				lr.err = fmt.Errorf("%s:%d: line longer than %d bytes%s", lr.name, lr.line+1, lr.max, lr.why)
 				return nil, lr.err
 			}
 			b, err = lr.r.ReadSlice('\n')

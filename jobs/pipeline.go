@@ -230,6 +230,9 @@ type Eval struct {
 	Script      string          `yaml:"script"`
 	Args        []string        `yaml:"args"`
 	Gates       map[string]Gate `yaml:"gates"`
+	// MaxTextBytes bounds one prediction or reference the gate reads
+	// (default 1 MiB).
+	MaxTextBytes int `yaml:"max_text_bytes,omitempty"`
 }
 
 // Gate is a bound on one metric.
@@ -900,6 +903,9 @@ func (p *Pipeline) validate(file string) Errors {
 		if !envNameRe.MatchString(k) {
 			bad("environment.env."+k, "%q is not a valid environment variable name", k)
 		}
+	}
+	if p.Eval.MaxTextBytes < 0 {
+		bad("eval.max_text_bytes", "must not be negative")
 	}
 	switch p.Share {
 	case "", SharePrivate, ShareGroup:
