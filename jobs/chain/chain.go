@@ -115,15 +115,10 @@ type Prepared struct {
 	Scripts []templates.Script
 	files   map[string][]byte
 	modes   jobs.Modes
-	secrets map[string]string
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
 func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
-	secrets, err := s.secretEnv(p)
-	if err != nil {
-		return nil, err
-	}
 	id := NewRunID(p.Name, s.now())
 	dir := filepath.Join(p.Workdir, id)
 	run := templates.Run{ID: id, Dir: dir, Slurmtune: s.Slurmtune}
@@ -172,7 +167,7 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 			files[filepath.Join(dir, jobs.DSConfigName)] = ds
 		}
 	}
-	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes(), secrets: secrets}, nil
+	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
 }
 
 // SubmitOptions changes how Submit treats a run.
@@ -191,6 +186,12 @@ type SubmitOptions struct {
 // the run is marked interrupted. With IfChanged, Submitted.Skipped is the
 // existing run and nothing is submitted.
 func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptions) (*Submitted, error) {
+	// The secrets given by {env: VAR} must all be there before anything
+	// is recorded or written.
+	secrets, err := s.secretEnv(p)
+	if err != nil {
+		return nil, err
+	}
 	prep, err := s.Prepare(p)
 	if err != nil {
 		return nil, err
@@ -221,7 +222,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 			AfterOK:    prev,
 			Comment:    templates.Comment(prep.ID, sc.Stage),
 			ExtraArgs:  []string{"--output=" + sc.Log},
-			Secrets:    prep.secrets,
+			Secrets:    secrets,
 		}
 		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
 		if errors.Is(err, slurm.ErrSubmitUncertain) {
