@@ -49,3 +49,19 @@ func TestInputsMustBeRegularFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateWarnsOnTokenLikeEnv: validate passes a pipeline with a
+// token-looking environment.env value but says where and why, without
+// printing the value.
+func TestValidateWarnsOnTokenLikeEnv(t *testing.T) {
+	t.Parallel()
+	r := slurmtune(t, filepath.Join(t.TempDir(), "st.db"), "validate", quickPipeline(t),
+		"--set", "environment.env.HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123")
+	if r.code != 0 {
+		t.Fatalf("validate: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: environment.env.HF_TOKEN: the value looks like a token (hf_...)") ||
+		!strings.Contains(r.stderr, "environment.secrets.HF_TOKEN") || strings.Contains(r.stderr, "abcdefghijklmnop") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
