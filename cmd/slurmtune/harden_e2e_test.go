@@ -18,17 +18,30 @@ import (
 )
 
 // TestE2ERunDirPrivateAndSecrets submits train-only runs on the dev
-// cluster. The private run: its directory is 0700, its files 0600 and its
-// scripts 0700, another user (nobody, via setpriv) cannot read them, and
-// two secrets (one from a 0600 file read at job start, one from
-// slurmtune's environment sent with the job) reach the job's environment
-// (the job prints their SHA-256) while neither value appears in any file
-// under the run directory or in the database. The share: group run gets
-// 0750/0640, and its job refuses to start with a secret file that others
-// can read.
+// cluster over each transport. The private run: its directory is 0700, its
+// files 0600 and its scripts 0700, another user (nobody, via setpriv)
+// cannot read them, and the secrets (one from a 0600 file read at job
+// start; with local and rest one more from slurmtune's environment, sent
+// with the job) reach the job's environment (the job prints their SHA-256)
+// while no value appears in any file under the run directory or in the
+// database. Over local, a share: group run gets 0750/0640 and its job
+// refuses to start with a secret file that others can read; over ssh an
+// {env:} secret is refused before anything is submitted.
 func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
-	slurmtest.RequireCluster(t)
-	t.Parallel()
+	for _, transport := range []string{"local", "rest", "ssh"} {
+		t.Run(transport, func(t *testing.T) {
+			slurmtest.RequireCluster(t)
+			var sets []string
+			if transport != "local" {
+				sets = transportSets(t, transport)
+			}
+			t.Parallel()
+			runDirSecrets(t, transport, sets)
+		})
+	}
+}
+
+func runDirSecrets(t *testing.T, transport string, sets []string) {
 	tmp := t.TempDir()
 	// Let only the run directory's own modes protect it.
 	runs := filepath.Join(tmp, "runs")
@@ -59,8 +72,11 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 		t.Helper()
 		args := append([]string{"submit", quickPipeline(t), "--json", "--set", "workdir=" + runs,
 			"--set", "prep.enabled=false", "--set", "eval.enabled=false", "--set", "deploy.enabled=false",
-			"--set", "train.script=" + filepath.Join(repoRoot(t), "cmd", "slurmtune", "testdata", "secret_train.sh"),
-			"--set", "environment.secrets.WANDB_API_KEY.env=ST_TEST_WANDB"}, extra...)
+			"--set", "train.script=" + filepath.Join(repoRoot(t), "cmd", "slurmtune", "testdata", "secret_train.sh")}, sets...)
+		if transport != "ssh" {
+			args = append(args, "--set", "environment.secrets.WANDB_API_KEY.env=ST_TEST_WANDB")
+		}
+		args = append(args, extra...)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, binPath, args...)
@@ -76,8 +92,19 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 		}
 		return sub.Run
 	}
+	if transport == "ssh" {
+		// {env:} would have to go on the login node's command line.
+		r := slurmtune(t, db, append([]string{"submit", quickPipeline(t), "--set", "workdir=" + runs,
+			"--set", "environment.secrets.WANDB_API_KEY.env=ST_TEST_WANDB"}, sets...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, "environment.secrets.WANDB_API_KEY.env: the ssh transport passes") {
+			t.Errorf("ssh with an {env:} secret: exit %d: %s", r.code, r.stderr)
+		}
+	}
 	private := submit("--set", "environment.secrets.HF_TOKEN.file="+secretFile)
-	group := submit("--set", "share=group", "--set", "environment.secrets.HF_TOKEN.file="+openFile)
+	group := ""
+	if transport == "local" {
+		group = submit("--set", "share=group", "--set", "environment.secrets.HF_TOKEN.file="+openFile)
+	}
 
 	// Modes, right after submit.
 	checkModes := func(run string, dir, file, script fs.FileMode) string {
@@ -104,7 +131,14 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 		return rd
 	}
 	privDir := checkModes(private, 0o700, 0o600, 0o700)
-	groupDir := checkModes(group, 0o750, 0o640, 0o750)
+	unreadable := []string{filepath.Join(privDir, "train.sbatch"), filepath.Join(privDir, "pipeline.yaml")}
+	dirs := []string{privDir}
+	groupDir := ""
+	if group != "" {
+		groupDir = checkModes(group, 0o750, 0o640, 0o750)
+		unreadable = append(unreadable, filepath.Join(groupDir, "train.sbatch"), filepath.Join(groupDir, "pipeline.yaml"))
+		dirs = append(dirs, groupDir)
+	}
 
 	// Another user: nobody can read neither run's files. The control (a
 	// world-readable file beside them) proves the check can succeed.
@@ -119,8 +153,7 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 	if err := asNobody(control); err != nil {
 		t.Fatalf("nobody cannot read even a world-readable file (%v): the check proves nothing", err)
 	}
-	for _, p := range []string{filepath.Join(privDir, "train.sbatch"), filepath.Join(privDir, "pipeline.yaml"),
-		filepath.Join(groupDir, "train.sbatch"), filepath.Join(groupDir, "pipeline.yaml")} {
+	for _, p := range unreadable {
 		if err := asNobody(p); err == nil {
 			t.Errorf("nobody read %s", p)
 		}
@@ -136,11 +169,11 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 	if !strings.Contains(log, "hf_token sha256 "+sum(fileSecret)) {
 		t.Errorf("the file secret did not reach the job:\n%s", log)
 	}
-	if !strings.Contains(log, "wandb sha256 "+sum(envSecret)) {
+	if transport != "ssh" && !strings.Contains(log, "wandb sha256 "+sum(envSecret)) {
 		t.Errorf("the environment secret did not reach the job:\n%s", log)
 	}
 	// ... and is in no file under the run directory, nor in the database.
-	for _, root := range []string{privDir, groupDir} {
+	for _, root := range dirs {
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -164,6 +197,9 @@ func TestE2ERunDirPrivateAndSecrets(t *testing.T) {
 		t.Error("a secret value is in the database")
 	}
 
+	if group == "" {
+		return
+	}
 	// The group run's job refused a secret file others can read.
 	g := waitEnded(t, db, group, 4*time.Minute)
 	if g.Runs[0].State == "SUCCEEDED" {
