@@ -301,7 +301,7 @@ func (r *Router) newBackend(cfg Backend) *backend {
 			}
 			rec, _ := w.(*responseRecorder)
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && (rec == nil || rec.status == 0) && !errors.Is(err, errBodyTooSlow) {
+			if errors.As(err, &ne) && ne.Timeout() && !isConnectError(err) && (rec == nil || rec.status == 0) && !errors.Is(err, errBodyTooSlow) {
 				// No response headers within BackendTimeout: the backend
 				// holds requests without answering, whatever /health says.
 				r.markUnresponsive(b, err)
