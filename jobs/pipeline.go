@@ -382,9 +382,10 @@ func (p *Pipeline) Modes() Modes {
 // that starts like one probably belongs in environment.secrets.
 var tokenPrefixes = []string{"hf_", "sk-", "sk_live_", "ghp_", "gho_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "AKIA", "ASIA", "AIza"}
 
-// Warnings are problems that do not stop a pipeline from running: an
+// Warnings are problems that do not stop a pipeline from running (yet): an
 // environment.env value that looks like a token (it would be written into
-// every script of the run).
+// every script of the run), and, with transport local, a secret file that
+// group or others can read (the job would refuse to start).
 // file is how the messages name the pipeline file.
 func (p *Pipeline) Warnings(file string) []*FieldError {
 	var out []*FieldError
@@ -401,6 +402,35 @@ func (p *Pipeline) Warnings(file string) []*FieldError {
 				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf(
 					"warning: %s: the value looks like a token (%s...) and would be written into every script of the run: use environment.secrets.%s: {file: PATH} or {env: VAR}", path, pre, k)})
 				break
+			}
+		}
+	}
+	if p.Cluster.Transport == "local" {
+		names := make([]string, 0, len(p.Environment.Secrets))
+		for k := range p.Environment.Secrets {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			f := p.Environment.Secrets[k].File
+			if rest, ok := strings.CutPrefix(f, "~/"); ok {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					continue
+				}
+				f = filepath.Join(home, rest)
+			}
+			if f == "" {
+				continue
+			}
+			path := "environment.secrets." + k + ".file"
+			fi, err := os.Stat(f)
+			switch {
+			case err != nil:
+				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf("warning: %s: %v: the job will not start without it", path, err)})
+			case fi.Mode().Perm()&0o077 != 0:
+				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf(
+					"warning: %s: %s is readable by group or others (mode %v): the job will refuse to start; chmod 600 %s", path, f, fi.Mode().Perm(), f)})
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,5 +92,24 @@ func TestTokenLikeEnvWarns(t *testing.T) {
 		if strings.Contains(got[i], "abcdefghijklmnop") || strings.Contains(got[i], "IOSFODNN7") {
 			t.Errorf("warning %d shows the value: %q", i, got[i])
 		}
+	}
+}
+
+func TestSecretFileModeWarns(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	private := filepath.Join(dir, "private")
+	os.WriteFile(open, []byte("x"), 0o644)
+	os.Chmod(open, 0o644)
+	os.WriteFile(private, []byte("x"), 0o600)
+	src := deployBase + "environment:\n  secrets:\n    A: {file: " + open + "}\n    B: {file: " + private + "}\n    C: {file: " + filepath.Join(dir, "missing") + "}\n"
+	p, err := Parse("p.yaml", "/srv/x/p.yaml", []byte(src), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := p.Warnings("p.yaml")
+	if len(ws) != 2 || !strings.Contains(ws[0].Error(), "p.yaml:8:") || !strings.Contains(ws[0].Error(), "environment.secrets.A.file: "+open+" is readable by group or others (mode -rw-r--r--)") ||
+		!strings.Contains(ws[1].Error(), "environment.secrets.C.file:") {
+		t.Errorf("warnings %v", ws)
 	}
 }
