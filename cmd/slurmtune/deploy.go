@@ -598,12 +598,23 @@ func deployRun(ctx context.Context, e *env, runDir string) error {
 	if _, err := os.Stat(data); err != nil {
 		data = ""
 	}
+	// The {env:} secrets came with this job's environment, under their
+	// own names: the serving job gets them the same way.
+	var secrets map[string]string
+	for name, sec := range p.Environment.Secrets {
+		if v, ok := os.LookupEnv(name); ok && sec.Env != "" {
+			if secrets == nil {
+				secrets = map[string]string{}
+			}
+			secrets[name] = v
+		}
+	}
 	res, err := deploy.RunStage(ctx, deploy.StageConfig{
 		Controller: ctl, Strategy: p.Deploy.Strategy,
 		Candidate: deploy.Member{Run: runID, Model: p.Model.Name, Version: sum[:12], RunDir: runDir, Data: data},
 		SubmitServer: func(ctx context.Context) (string, error) {
 			return client.Submit(ctx, slurm.SubmitRequest{Script: sc.Body, ScriptPath: script, WorkDir: runDir,
-				Comment: templates.Comment(runID, templates.ServeStage), ExtraArgs: []string{"--output=" + sc.Log}})
+				Comment: templates.Comment(runID, templates.ServeStage), ExtraArgs: []string{"--output=" + sc.Log}, Secrets: secrets})
 		},
 		JobEnded: func(ctx context.Context, id string) (bool, string, error) {
 			jobs, err := client.Jobs(ctx, []string{id})
