@@ -65,9 +65,10 @@ type Cluster struct {
 	Partition string `yaml:"partition"`
 	Account   string `yaml:"account"`
 	QOS       string `yaml:"qos"`
-	// Slurmtune is the slurmtune binary as the compute nodes see it. The
+	// Slurmtune is the slurmtune binary as the compute nodes see it, or
+	// "upload" (copy this binary into the workdir before submitting). The
 	// default is this binary's own path for the local transport and
-	// "slurmtune" (on PATH) otherwise.
+	// upload otherwise.
 	Slurmtune string  `yaml:"slurmtune"`
 	SSH       SSHConf `yaml:"ssh"`
 	REST      REST    `yaml:"rest"`
@@ -669,8 +670,8 @@ func (p *Pipeline) applyDefaults() {
 	def(&p.Train.StageCommon, 1, 2048, time.Hour)
 	def(&p.Eval.StageCommon, 1, 1024, 30*time.Minute)
 	def(&p.Deploy.StageCommon, 1, 512, 10*time.Minute)
-	if p.Train.Nodes == 0 {
-		p.Train.Nodes = 1
+	if _, given := p.Pos["train.nodes"]; p.Train.Nodes == 0 && !given {
+		p.Train.Nodes = 1 // unset; an explicit 0 is refused by validate
 	}
 	if p.Train.TasksPerNode == 0 {
 		p.Train.TasksPerNode = max(p.Train.GPUsPerNode, 1)

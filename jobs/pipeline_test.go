@@ -293,8 +293,9 @@ func TestSet(t *testing.T) {
 		{name: "through a scalar", sets: []string{"name.first=x"}, wantErr: "p.yaml: --set name.first=x: name is not a mapping"},
 		{name: "unknown key", sets: []string{"train.nodez=3"}, wantErr: `p.yaml: --set train.nodez: unknown key "nodez" in train (did you mean "nodes"?)`},
 		{name: "unknown section", sets: []string{"trian.nodes=3"}, wantErr: `p.yaml: --set trian.nodes: unknown key "trian" in the pipeline file (did you mean "train"?)`},
-		{name: "wrong type", sets: []string{"train.nodes=two"}, wantErr: `p.yaml: --set train.nodes: train.nodes: want a whole number, got "two"`},
-		{name: "invalid value", sets: []string{"train.nodes=-1"}, wantErr: `p.yaml: --set train.nodes: train.nodes: must be at least 1, not -1`},
+		{name: "wrong type", sets: []string{"train.nodes=two"}, wantErr: `p.yaml: --set train.nodes: want a whole number, got "two"`},
+		{name: "invalid value", sets: []string{"train.nodes=-1"}, wantErr: `p.yaml: --set train.nodes: must be at least 1, not -1`},
+		{name: "zero nodes", sets: []string{"train.nodes=0"}, wantErr: `p.yaml: --set train.nodes: must be at least 1, not 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

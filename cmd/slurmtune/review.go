@@ -30,6 +30,7 @@ func reviewCommand() *cli.Command {
 					&cli.IntFlag{Name: "n", Value: 100, Usage: "how many predictions to sample (0: all)"},
 					&cli.Int64Flag{Name: "seed", Value: 1, Usage: "sampling seed"},
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
+					jsonFlag(`with -o: print {"run", "sampled", "output"}`),
 				},
 				Action: func(c *cli.Context) error {
 					e, err := newEnv(c)
@@ -39,13 +40,17 @@ func reviewCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usagef("review export: want one RUN")
 					}
-					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"))
+					if c.Bool("json") && c.String("output") == "" {
+						return usagef("review export: --json needs -o FILE (the CSV goes there)")
+					}
+					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"), c.Bool("json"))
 				},
 			},
 			{
 				Name:      "import",
 				Usage:     "record raters' 1-5 scores for a run (the human_eval gate reads them)",
 				ArgsUsage: "RUN FILE",
+				Flags:     []cli.Flag{jsonFlag(`print {"run", "scores", "mean"}`)},
 				Action: func(c *cli.Context) error {
 					e, err := newEnv(c)
 					if err != nil {
@@ -54,14 +59,14 @@ func reviewCommand() *cli.Command {
 					if c.NArg() != 2 {
 						return usagef("review import: want RUN FILE")
 					}
-					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1))
+					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1), c.Bool("json"))
 				},
 			},
 		},
 	}
 }
 
-func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string) error {
+func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string, asJSON bool) error {
 	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
@@ -98,12 +103,26 @@ func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, 
 		return err
 	}
 	// Prompts and predictions: the user's to share, not the world's.
-	return local.WriteFileAtomic(out, buf.Bytes(), 0o600)
+	if err := local.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	if asJSON {
+		sampled := len(preds)
+		if n > 0 && n < sampled {
+			sampled = n
+		}
+		return printJSON(e.stdout, struct {
+			Run     string `json:"run"`
+			Sampled int    `json:"sampled"`
+			Output  string `json:"output"`
+		}{r.ID, sampled, out})
+	}
+	return nil
 }
 
 // reviewImport checks the scores, stores the file beside the run's
 // predictions (where the eval stage's gate finds it) and records the mean.
-func reviewImport(ctx context.Context, e *env, runID, file string) error {
+func reviewImport(ctx context.Context, e *env, runID, file string, asJSON bool) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("review import: %w", err)
@@ -137,6 +156,13 @@ func reviewImport(ctx context.Context, e *env, runID, file string) error {
 	}
 	if err := rs.st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, struct {
+			Run    string  `json:"run"`
+			Scores int     `json:"scores"`
+			Mean   float64 `json:"mean"`
+		}{r.ID, len(scores), mean})
 	}
 	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)
 	return nil

@@ -67,6 +67,9 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	cs.conns[cl.config] = cl
+	if err := cl.computeBinary(ctx, e, p.Workdir); err != nil {
+		return err
+	}
 	svc, err := e.service(st, cl)
 	if err != nil {
 		return err

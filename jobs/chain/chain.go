@@ -429,10 +429,16 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*store.Run, error) 
 		return nil, err
 	}
 	var ids []string
+	submitted := false
 	for _, st := range r.Stages {
+		submitted = submitted || st.JobID != ""
 		if st.JobID != "" && !st.Terminal() {
 			ids = append(ids, st.JobID)
 		}
+	}
+	if submitted && len(ids) == 0 && r.Ended() {
+		// Nothing left to cancel: a run that ended keeps its state.
+		return r, nil
 	}
 	if err := s.Client.Cancel(ctx, ids); err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", r.ID, err)
