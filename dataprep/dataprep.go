@@ -15,6 +15,9 @@
 // first that applies: malformed, exact_duplicate, near_duplicate, toxic,
 // too_short, too_long, pii. De-duplication looks at every well-formed
 // record: the first occurrence wins, even when a later filter removes it.
+// One exception keeps a huge record cheap: a record over the character
+// limit (length.max_chars) is too_long before any other check, and takes
+// no part in de-duplication.
 // Findings name the file and line ("data.jsonl:12: malformed
 // (missing_field): ...").
 //

@@ -36,6 +36,9 @@ func TestMalformed(t *testing.T) {
 		{"single quotes", FormatText, `{'text':'hello'}`, KindInvalidJSON, "invalid character"},
 		{"trailing comma", FormatText, `{"text":"hello",}`, KindInvalidJSON, "invalid character"},
 		{"invalid utf8", FormatText, "{\"text\":\"caf\xe9 au lait\"}", KindInvalidUTF8, "offset 12"},
+		{"lone high surrogate", FormatText, `{"text":"hello \ud800 world"}`, KindInvalidUTF8, `lone UTF-16 surrogate \ud800 at offset 15`},
+		{"lone low surrogate", FormatText, `{"text":"hello \udc00\ud800 world"}`, KindInvalidUTF8, `lone UTF-16 surrogate \udc00`},
+		{"surrogate then non-low", FormatChat, `{"messages":[{"role":"user","content":"a\uD83D\u0041"},{"role":"assistant","content":"yo"}]}`, KindInvalidUTF8, `lone UTF-16 surrogate \uD83D`},
 		{"not an object", FormatText, `["text"]`, KindWrongType, "record is an array"},
 		{"chat missing messages", FormatChat, `{"conversation":[]}`, KindMissingField, `"messages"`},
 		{"chat messages not array", FormatChat, `{"messages":"hi"}`, KindWrongType, `"messages" is a string`},
@@ -358,7 +361,7 @@ func TestLength(t *testing.T) {
 		textLine("tiny"),
 		textLine("ok length text here"),
 		textLine("one two three four five six seven eight nine ten eleven"),
-		textLine(strings.Repeat("x", 80)),
+		textLine(strings.Repeat("x", 40)),
 		textLine("héllo wörld ça va"),
 	))
 	out := filepath.Join(dir, "out")

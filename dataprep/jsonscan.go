@@ -19,6 +19,9 @@ type scanner struct {
 	err     string // first syntax error
 	errOff  int
 	scratch []byte // decoded strings that contained escapes
+	// lone is the offset of the first \u escape of a UTF-16 surrogate
+	// without its pair (-1: none): valid JSON, but not Unicode text.
+	lone int
 }
 
 func (s *scanner) reset(b []byte) {
@@ -27,6 +30,7 @@ func (s *scanner) reset(b []byte) {
 	s.err = ""
 	s.errOff = 0
 	s.scratch = s.scratch[:0]
+	s.lone = -1
 }
 
 func (s *scanner) fail(msg string) bool {
@@ -161,6 +165,9 @@ func (s *scanner) str(decode bool) ([]byte, bool) {
 					r = dec
 				} else {
 					r = utf8.RuneError
+					if s.lone < 0 {
+						s.lone = i - 6
+					}
 				}
 			}
 			if decode {

@@ -107,6 +107,11 @@ func (p *recParser) parse(line []byte) {
 		p.fields = p.fields[:0]
 		return
 	}
+	if s.lone >= 0 {
+		// encoding/json would turn it into U+FFFD; the line, written out
+		// as it is, would hand the trainer a string no encoder accepts.
+		p.semantic(KindInvalidUTF8, "lone UTF-16 surrogate %s at offset %d (not valid Unicode)", line[s.lone:s.lone+6], s.lone)
+	}
 	if p.kind != "" {
 		p.fields = p.fields[:0]
 	}

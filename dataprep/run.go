@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Run reads, checks, de-duplicates, filters and splits the inputs and writes
@@ -120,6 +121,10 @@ func expandInputs(inputs []string) ([]string, error) {
 			return nil, fmt.Errorf("read %s: %w", in, err)
 		}
 		if !st.IsDir() {
+			// A FIFO or device would block the read: regular files only.
+			if !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("input %s: not a regular file (%s)", in, st.Mode().Type())
+			}
 			add(in)
 			continue
 		}
@@ -132,7 +137,9 @@ func expandInputs(inputs []string) ([]string, error) {
 			return nil, fmt.Errorf("input %q: no *.jsonl files in directory", in)
 		}
 		for _, m := range matches {
-			add(m)
+			if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+				add(m)
+			}
 		}
 	}
 	return files, nil
@@ -156,6 +163,7 @@ type recResult struct {
 	train    bool
 	hasBands bool
 	outAlt   bool // the output line is the redacted copy in batch.alt
+	early    bool // rejected by the character limit before any other check
 	kind     string
 	detail   string
 	exact    uint64
@@ -324,16 +332,34 @@ func (p *pipeline) readFile(ctx context.Context, fi int, path string, br *bufio.
 		return err
 	}
 	b.file, b.fileStart = fi, uint32(*id)
+	var size int64 // of the file; bounds the buffer of a long line
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	var pos int64 // bytes read so far
 	lineNo := 0
 	for {
 		line, rerr := br.ReadSlice('\n')
+		pos += int64(len(line))
+		isLong := rerr == bufio.ErrBufferFull
 		if rerr == bufio.ErrBufferFull {
-			buf := append((*long)[:0], line...)
+			// Sized once for the rest of the line (at most what is left of
+			// the file), so that growing it never holds the line twice.
+			want := max + 2
+			if left := size - pos + int64(len(line)); left > 0 && left < int64(want) {
+				want = int(left)
+			}
+			buf := *long
+			if cap(buf) < want {
+				buf = make([]byte, 0, want)
+			}
+			buf = append(buf[:0], line...)
 			for rerr == bufio.ErrBufferFull {
 				if len(buf) > max+2 {
 					return fmt.Errorf("read %s:%d: line longer than the maximum of %d bytes", path, lineNo+1, max)
 				}
 				line, rerr = br.ReadSlice('\n')
+				pos += int64(len(line))
 				buf = append(buf, line...)
 			}
 			*long = buf
@@ -357,9 +383,25 @@ func (p *pipeline) readFile(ctx context.Context, fi int, path string, br *bufio.
 		if len(line) > max {
 			return fmt.Errorf("read %s:%d: line longer than the maximum of %d bytes", path, lineNo, max)
 		}
-		if isBlankLine(line) {
+		switch {
+		case isBlankLine(line):
 			b.blank++
-		} else {
+		case isLong:
+			// A long line is its own batch, its buffer handed over rather
+			// than copied: it is never held twice.
+			if len(b.lines) > 0 || b.blank > 0 {
+				if err := p.send(ctx, b); err != nil {
+					return err
+				}
+				if b, err = p.getBatch(ctx); err != nil {
+					return err
+				}
+				b.file, b.fileStart, b.fileLines = fi, uint32(*id)-uint32(lineNo-1), lineNo-1
+			}
+			b.data = line
+			*long = nil
+			b.lines = append(b.lines, lineRef{off: 0, n: len(line), line: lineNo, id: uint32(*id)})
+		default:
 			b.lines = append(b.lines, lineRef{off: len(b.data), n: len(line), line: lineNo, id: uint32(*id)})
 			b.data = append(b.data, line...)
 		}
@@ -446,6 +488,20 @@ func (w *worker) process(ctx context.Context, b *batch) {
 			continue
 		}
 		fields := w.parser.fields
+		// The character limit comes first: it costs one pass over the
+		// text, and a record over it gets no other (costly) check, nor a
+		// place in de-duplication.
+		if max := o.Length.MaxChars; max > 0 {
+			chars := 0
+			for _, f := range fields {
+				chars += utf8.RuneCount(f.val)
+			}
+			if chars > max {
+				r.chars, r.early = chars, true
+				r.reason, r.detail = reasonTooLong, fmt.Sprintf("%d characters > maximum %d", chars, max)
+				continue
+			}
+		}
 		ts := &w.ts
 		ts.reset()
 		for _, f := range fields {
@@ -515,7 +571,7 @@ func (w *worker) process(ctx context.Context, b *batch) {
 	}
 	for i := range b.recs {
 		r := &b.recs[i]
-		if r.reason == reasonMalformed || r.reason == reasonToxic {
+		if r.reason == reasonMalformed || r.reason == reasonToxic || r.early {
 			continue
 		}
 		l := o.Length
@@ -627,7 +683,7 @@ func (p *pipeline) consume(b *batch) error {
 		rep.Total++
 		in.Records++
 		why, detail := r.reason, r.detail
-		if why != reasonMalformed {
+		if why != reasonMalformed && !r.early {
 			if prev, dup := p.exact.getOrInsert(r.exact, ln.id); dup {
 				why, detail = reasonExactDup, "duplicate of "+p.locate(prev)
 			} else if r.hasBands {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 )
 
 // Names of the CLI inputs, used in the reasons of gates whose metric has
@@ -39,6 +38,10 @@ type Inputs struct {
 	// rouge_score's defaults.
 	BLEU  BLEUOptions
 	Rouge RougeOptions
+	// MaxTextBytes bounds one prediction or reference (0:
+	// DefaultMaxTextBytes): a longer one stops the evaluation with an
+	// error naming its record.
+	MaxTextBytes int
 }
 
 // Evaluate computes the metrics for in, checks the gates and returns the
@@ -113,7 +116,7 @@ func Evaluate(ctx context.Context, in Inputs) (*Report, error) {
 	if in.HumanCSVPath == "" {
 		missing[MetricHumanEval] = "no " + FlagHuman + " input"
 	} else {
-		f, err := os.Open(in.HumanCSVPath)
+		f, err := openInput(in.HumanCSVPath)
 		if err != nil {
 			return nil, err
 		}
@@ -141,10 +144,11 @@ func Evaluate(ctx context.Context, in Inputs) (*Report, error) {
 
 // predEval accumulates the prediction-based metrics record by record.
 type predEval struct {
-	tox   ToxicityScorer
-	bleu  *bleuCorpus
-	rouge *rougeScorer
-	norm  normalizer
+	maxText int
+	tox     ToxicityScorer
+	bleu    *bleuCorpus
+	rouge   *rougeScorer
+	norm    normalizer
 
 	seg *segmenter
 
@@ -169,14 +173,14 @@ func newPredEval(in Inputs) (*predEval, error) {
 		return nil, err
 	}
 	r := newRougeScorer(in.Rouge, v)
-	return &predEval{tox: in.Toxicity, bleu: b, rouge: r, seg: newSegmenter(b, r)}, nil
+	return &predEval{maxText: in.MaxTextBytes, tox: in.Toxicity, bleu: b, rouge: r, seg: newSegmenter(b, r)}, nil
 }
 
 func (pe *predEval) addFile(ctx context.Context, path string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	f, err := openInput(path)
 	if err != nil {
 		return err
 	}
@@ -185,7 +189,7 @@ func (pe *predEval) addFile(ctx context.Context, path string) error {
 }
 
 func (pe *predEval) addReader(ctx context.Context, r io.Reader, name string) error {
-	pr := NewPredictionReader(r, name)
+	pr := NewPredictionReaderLimit(r, name, pe.maxText)
 	for n := 0; ; n++ {
 		if n&1023 == 1023 {
 			if err := ctx.Err(); err != nil {

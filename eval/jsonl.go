@@ -6,7 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
+
+// openInput opens an input file for reading. Only regular files are
+// accepted: opening a FIFO would block until a writer appears, and a
+// device may never end.
+func openInput(path string) (*os.File, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return os.Open(path)
+}
 
 // maxLineBytes bounds one JSONL line.
 const maxLineBytes = 64 << 20
@@ -20,10 +35,13 @@ type lineReader struct {
 	line int
 	long []byte
 	err  error
+	// max bounds one line (default maxLineBytes); why says what sets it.
+	max int
+	why string
 }
 
 func newLineReader(r io.Reader, name string) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), name: name}
+	return &lineReader{r: bufio.NewReaderSize(r, 256<<10), name: name, max: maxLineBytes}
 }
 
 // next returns the next line, or io.EOF.
@@ -35,8 +53,8 @@ func (lr *lineReader) next() ([]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		lr.long = append(lr.long[:0], b...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(lr.long) > maxLineBytes {
-				lr.err = fmt.Errorf("%s:%d: line longer than %d bytes", lr.name, lr.line+1, maxLineBytes)
+			if len(lr.long) > lr.max {
+				lr.err = fmt.Errorf("%s:%d: line longer than %d bytes%s", lr.name, lr.line+1, lr.max, lr.why)
 				return nil, lr.err
 			}
 			b, err = lr.r.ReadSlice('\n')

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 )
 
@@ -74,7 +73,7 @@ func (s *NLLStats) ReadNLL(r io.Reader, name string) error {
 
 // ReadNLLFile is ReadNLL on a file.
 func (s *NLLStats) ReadNLLFile(path string) error {
-	f, err := os.Open(path)
+	f, err := openInput(path)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -36,13 +35,37 @@ type Prediction struct {
 // PredictionReader streams Predictions from a JSONL source. Blank lines are
 // skipped. Errors carry file:line.
 type PredictionReader struct {
-	lr  *lineReader
-	rec Prediction
+	lr      *lineReader
+	rec     Prediction
+	maxText int
 }
 
+// DefaultMaxTextBytes bounds one prediction or reference. A record line
+// may be up to RecordBytesPerText times the bound (it holds a prediction,
+// references and a prompt).
+const (
+	DefaultMaxTextBytes = 1 << 20
+	RecordBytesPerText  = 8
+)
+
 // NewPredictionReader reads predictions from r; name is used in errors.
+// Predictions and references are bounded by DefaultMaxTextBytes.
 func NewPredictionReader(r io.Reader, name string) *PredictionReader {
-	return &PredictionReader{lr: newLineReader(r, name)}
+	return NewPredictionReaderLimit(r, name, DefaultMaxTextBytes)
+}
+
+// NewPredictionReaderLimit is NewPredictionReader bounding predictions and
+// references to maxText bytes (0: DefaultMaxTextBytes). A longer one, or a
+// line longer than RecordBytesPerText times that, is an error naming the
+// record: it is refused before it is held or scored.
+func NewPredictionReaderLimit(r io.Reader, name string, maxText int) *PredictionReader {
+	if maxText <= 0 {
+		maxText = DefaultMaxTextBytes
+	}
+	lr := newLineReader(r, name)
+	lr.max = min(RecordBytesPerText*maxText+4096, maxLineBytes)
+	lr.why = fmt.Sprintf(" (predictions and references are limited to %d bytes each: eval.max_text_bytes or --max-text-bytes)", maxText)
+	return &PredictionReader{lr: lr, maxText: maxText}
 }
 
 // Next returns the next prediction, or io.EOF after the last one. The
@@ -62,8 +85,29 @@ func (pr *PredictionReader) Next() (*Prediction, error) {
 		if err := parsePrediction(line, &pr.rec); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", pr.lr.name, pr.lr.line, err)
 		}
+		if err := pr.checkSize(&pr.rec); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", pr.lr.name, pr.lr.line, err)
+		}
 		return &pr.rec, nil
 	}
+}
+
+// checkSize refuses a prediction or reference over the limit.
+func (pr *PredictionReader) checkSize(p *Prediction) error {
+	what, n := "prediction", len(p.Prediction)
+	for i, r := range p.References {
+		if len(r) > n {
+			what, n = fmt.Sprintf("reference %d", i+1), len(r)
+		}
+	}
+	if n <= pr.maxText {
+		return nil
+	}
+	id := ""
+	if p.ID != "" {
+		id = fmt.Sprintf(" (id %q)", p.ID)
+	}
+	return fmt.Errorf("record%s: %s is %d bytes, over the limit of %d (eval.max_text_bytes or --max-text-bytes)", id, what, n, pr.maxText)
 }
 
 // Clone returns a deep copy of p.
@@ -75,7 +119,7 @@ func (p *Prediction) Clone() Prediction {
 
 // ReadPredictionsFile reads all predictions of a JSONL file.
 func ReadPredictionsFile(path string) ([]Prediction, error) {
-	f, err := os.Open(path)
+	f, err := openInput(path)
 	if err != nil {
 		return nil, err
 	}

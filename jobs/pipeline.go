@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +49,10 @@ type Pipeline struct {
 	Monitor     Monitor     `yaml:"monitor,omitempty"`
 	Notify      Notify      `yaml:"notify,omitempty"`
 	Environment Environment `yaml:"environment"`
+	// Share is who may read a run's directory besides its owner: "private"
+	// (default; directories 0700, files 0600, scripts 0700) or "group"
+	// (0750, 0640, 0750).
+	Share string `yaml:"share,omitempty"`
 
 	// File is the pipeline file's absolute path; Dir its directory.
 	File string `yaml:"-"`
@@ -227,6 +233,9 @@ type Eval struct {
 	Script      string          `yaml:"script"`
 	Args        []string        `yaml:"args"`
 	Gates       map[string]Gate `yaml:"gates"`
+	// MaxTextBytes bounds one prediction or reference the gate reads
+	// (default 1 MiB).
+	MaxTextBytes int `yaml:"max_text_bytes,omitempty"`
 }
 
 // Gate is a bound on one metric.
@@ -342,8 +351,103 @@ type Environment struct {
 	Modules []string          `yaml:"modules"`
 	Setup   []string          `yaml:"setup"`
 	Env     map[string]string `yaml:"env"`
+	// Secrets are environment variables whose values never enter the run
+	// directory: the scripts and the pipeline snapshot hold only where
+	// each comes from.
+	Secrets map[string]Secret `yaml:"secrets,omitempty"`
 	// Container runs the training program in a container image.
 	Container *Container `yaml:"container,omitempty"`
+}
+
+// Secret says where one secret environment variable's value comes from:
+// exactly one of File and Env.
+type Secret struct {
+	// File is a file on the cluster that only its owner can read; the job
+	// script reads it when the job starts (and refuses to start if group
+	// or others can read it). Absolute, or ~/... for the job's $HOME.
+	File string `yaml:"file,omitempty"`
+	// Env is a variable of the environment slurmtune runs in (transports
+	// local and rest): its value is sent with the job's environment at
+	// submit time and written nowhere.
+	Env string `yaml:"env,omitempty"`
+}
+
+// Share modes.
+const (
+	SharePrivate = "private"
+	ShareGroup   = "group"
+)
+
+// Modes are the permissions of a run directory's contents.
+type Modes struct {
+	Dir, File, Script fs.FileMode
+}
+
+// Modes returns the permissions Share asks for.
+func (p *Pipeline) Modes() Modes {
+	if p.Share == ShareGroup {
+		return Modes{Dir: 0o750, File: 0o640, Script: 0o750}
+	}
+	return Modes{Dir: 0o700, File: 0o600, Script: 0o700}
+}
+
+// tokenPrefixes are how common API tokens begin; an environment.env value
+// that starts like one probably belongs in environment.secrets.
+var tokenPrefixes = []string{"hf_", "sk-", "sk_live_", "ghp_", "gho_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "AKIA", "ASIA", "AIza"}
+
+// Warnings are problems that do not stop a pipeline from running (yet): an
+// environment.env value that looks like a token (it would be written into
+// every script of the run), and, with transport local, a secret file that
+// group or others can read (the job would refuse to start).
+// file is how the messages name the pipeline file.
+func (p *Pipeline) Warnings(file string) []*FieldError {
+	var out []*FieldError
+	keys := make([]string, 0, len(p.Environment.Env))
+	for k := range p.Environment.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := strings.TrimSpace(p.Environment.Env[k])
+		for _, pre := range tokenPrefixes {
+			if strings.HasPrefix(v, pre) && len(v) >= len(pre)+12 {
+				path := "environment.env." + k
+				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf(
+					"warning: %s: the value looks like a token (%s...) and would be written into every script of the run: use environment.secrets.%s: {file: PATH} or {env: VAR}", path, pre, k)})
+				break
+			}
+		}
+	}
+	if p.Cluster.Transport == "local" {
+		names := make([]string, 0, len(p.Environment.Secrets))
+		for k := range p.Environment.Secrets {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			f := p.Environment.Secrets[k].File
+			if rest, ok := strings.CutPrefix(f, "~/"); ok {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					continue
+				}
+				f = filepath.Join(home, rest)
+			}
+			if f == "" {
+				continue
+			}
+			path := "environment.secrets." + k + ".file"
+			fi, err := os.Stat(f)
+			switch {
+			case err != nil:
+				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf("warning: %s: %v: the job will not start without it", path, err)})
+			case fi.Mode().Perm()&0o077 != 0:
+				out = append(out, &FieldError{File: file, Pos: p.Pos[path], Msg: fmt.Sprintf(
+					"warning: %s: %s is readable by group or others (mode %v): the job will refuse to start; chmod 600 %s", path, f, fi.Mode().Perm(), f)})
+			}
+		}
+	}
+	return out
 }
 
 // Duration is a Slurm time limit ("MM", "HH:MM:SS", "D-HH:MM" ...), or a Go
@@ -472,6 +576,11 @@ func Load(path string, opts LoadOptions) (*Pipeline, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline file: %w", err)
+	}
+	// A FIFO or device would block the read (or never end): regular
+	// files only.
+	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read pipeline file: %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
 	data, err := os.ReadFile(abs)
 	if err != nil {
@@ -837,6 +946,34 @@ func (p *Pipeline) validate(file string) Errors {
 	for k := range p.Environment.Env {
 		if !envNameRe.MatchString(k) {
 			bad("environment.env."+k, "%q is not a valid environment variable name", k)
+		}
+	}
+	if p.Eval.MaxTextBytes < 0 {
+		bad("eval.max_text_bytes", "must not be negative")
+	}
+	switch p.Share {
+	case "", SharePrivate, ShareGroup:
+	default:
+		bad("share", "must be private or group, not %q", p.Share)
+	}
+	for k, s := range p.Environment.Secrets {
+		path := "environment.secrets." + k
+		switch {
+		case !envNameRe.MatchString(k):
+			bad(path, "%q is not a valid environment variable name", k)
+		case (s.File == "") == (s.Env == ""):
+			bad(path, "give exactly one of {file: PATH} or {env: VAR}")
+		case s.File != "" && !strings.HasPrefix(s.File, "/") && !strings.HasPrefix(s.File, "~/"):
+			bad(path+".file", "%q: want an absolute path or ~/... on the cluster", s.File)
+		case s.File != "" && strings.ContainsAny(s.File, "\n\x00"):
+			bad(path+".file", "path contains a newline or NUL")
+		case s.Env != "" && !envNameRe.MatchString(s.Env):
+			bad(path+".env", "%q is not a valid environment variable name", s.Env)
+		case s.Env != "" && p.Cluster.Transport == "ssh":
+			bad(path+".env", "the ssh transport passes a job's environment on the login node's command line, where others can read it: use {file: PATH} on the cluster")
+		}
+		if _, ok := p.Environment.Env[k]; ok {
+			bad(path, "also set in environment.env")
 		}
 	}
 	enabled := 0

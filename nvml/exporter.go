@@ -50,7 +50,15 @@ type ExporterOptions struct {
 	ProcFS fs.FS
 	// Logger receives the log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// IdleTimeout closes a keep-alive connection idle that long; 0 means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is how long the exporter keeps an idle keep-alive
+// connection: longer than any sane scrape interval, short enough that
+// abandoned connections do not pile up.
+const DefaultIdleTimeout = 2 * time.Minute
 
 // RunExporter collects GPU telemetry from lib every Interval until ctx is
 // cancelled, serving it at GET /metrics and/or appending it to the samples
@@ -136,6 +144,10 @@ func RunExporter(ctx context.Context, opts ExporterOptions, lib gonvml.Interface
 	serveErr := make(chan error, 1)
 	if ln != nil {
 		srv := newHTTPServer(p, opts.Hostname, log)
+		srv.IdleTimeout = opts.IdleTimeout
+		if srv.IdleTimeout <= 0 {
+			srv.IdleTimeout = DefaultIdleTimeout
+		}
 		serving = true
 		go func() { serveErr <- srv.Serve(ln) }()
 		log.Info("serving GPU metrics", "addr", ln.Addr().String(), "path", "/metrics", "interval", opts.Interval)
@@ -223,6 +235,7 @@ func newHTTPServer(p *poller, host string, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       DefaultIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

@@ -1,6 +1,7 @@
 package nvml
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -278,4 +279,35 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// TestExporterClosesIdleConnections: a scraper's keep-alive connection that
+// goes quiet is closed after IdleTimeout instead of being held forever.
+func TestExporterClosesIdleConnections(t *testing.T) {
+	r := startExporter(t, ExporterOptions{Interval: 100 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}, noLibrary())
+	r.scrape(t, "slurmtune_nvml_up")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(r.url, "/metrics"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// Idle now: the server must hang up well before this deadline.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = conn.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("idle keep-alive connection still open after %v", time.Since(start))
+	}
+	if err != io.EOF {
+		t.Errorf("read on idle connection: %v, want EOF", err)
+	}
 }

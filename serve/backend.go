@@ -24,12 +24,15 @@ type backend struct {
 	metrics   *backendMetrics
 	window    *window
 
-	healthy  atomic.Bool
-	checked  atomic.Bool // at least one health probe finished
-	removed  atomic.Bool // set once the backend left the routing table
-	inFlight atomic.Int64
-	requests atomic.Uint64
-	errors   atomic.Uint64
+	healthy atomic.Bool
+	// holdUntil (UnixNano) keeps a backend that did not answer in time
+	// out of rotation, whatever its health probes say.
+	holdUntil atomic.Int64
+	checked   atomic.Bool // at least one health probe finished
+	removed   atomic.Bool // set once the backend left the routing table
+	inFlight  atomic.Int64
+	requests  atomic.Uint64
+	errors    atomic.Uint64
 }
 
 // sameEndpoint reports whether b can serve cfg without being rebuilt.
@@ -41,8 +44,9 @@ func (b *backend) sameEndpoint(cfg Backend) bool {
 // its own so that draining a removed backend can close its idle connections
 // without touching the others. Proxy settings from the environment are
 // deliberately ignored: backends are on the cluster network.
-func newTransport() *http.Transport {
+func newTransport(headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
+		ResponseHeaderTimeout: headerTimeout,
 		DialContext: (&net.Dialer{
 			Timeout:   5 * time.Second,
 			KeepAlive: 30 * time.Second,

@@ -279,7 +279,7 @@ func BenchmarkRouterServeHTTP(b *testing.B) {
 func BenchmarkBackendDirect(b *testing.B) {
 	backend := httptest.NewServer(completionHandler())
 	defer backend.Close()
-	tr := newTransport()
+	tr := newTransport(0)
 	defer tr.CloseIdleConnections()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

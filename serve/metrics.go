@@ -24,6 +24,9 @@ type metrics struct {
 	stateVersion prometheus.Gauge
 	reloads      *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	timeouts     *prometheus.CounterVec
+	slowBodies   prometheus.Counter
+	rejected     prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, prompts *PromptLog) *metrics {
@@ -57,12 +60,25 @@ func newMetrics(reg *prometheus.Registry, prompts *PromptLog) *metrics {
 			Name: "slurmtune_router_state_reloads_total",
 			Help: "Routing state updates seen, by result (applied or invalid).",
 		}, []string{"result"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slurmtune_router_backend_timeouts_total",
+			Help: "Requests a backend sent no response headers for within the backend timeout (the backend is then held out of rotation).",
+		}, []string{"backend"}),
+		slowBodies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slurmtune_router_slow_bodies_total",
+			Help: "Request bodies cut off for arriving slower than the minimum rate.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slurmtune_router_connections_rejected_total",
+			Help: "Connections closed at once because the router already held its maximum.",
+		}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slurmtune_router_retries_total",
 			Help: "Requests sent to another backend because this one could not be connected to.",
 		}, []string{"backend"}),
 	}
 	reg.MustRegister(m.requests, m.errors, m.duration, m.healthy, m.weight, m.stateVersion, m.reloads, m.retries,
+		m.timeouts, m.slowBodies, m.rejected,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if prompts != nil {
@@ -71,7 +87,7 @@ func newMetrics(reg *prometheus.Registry, prompts *PromptLog) *metrics {
 			value      func() uint64
 		}{
 			{"slurmtune_router_prompts_logged_total", "Prompts written to the prompt log.", prompts.Logged},
-			{"slurmtune_router_prompts_dropped_total", "Prompts not logged because the prompt log's queue was full.", prompts.Dropped},
+			{"slurmtune_router_prompts_dropped_total", "Prompts answered but not logged: the prompt log's queue was full, or the body was streamed (too large, or the buffer budget was spent).", prompts.Dropped},
 			{"slurmtune_router_prompts_failed_total", "Prompts lost to prompt log write errors.", prompts.Failed},
 		} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},

@@ -110,8 +110,12 @@ func (l *PromptLog) Record(backend, path string, body []byte) {
 	}
 }
 
-// Logged, Dropped and Failed count prompts written, dropped because the
-// queue was full, and lost to write errors.
+// Unlogged counts a prompt that was answered but could not be logged (its
+// body was streamed to the backend, not buffered): it is dropped.
+func (l *PromptLog) Unlogged() { l.dropped.Add(1) }
+
+// Logged, Dropped and Failed count prompts written, dropped (the queue
+// was full, or the body was not buffered), and lost to write errors.
 func (l *PromptLog) Logged() uint64  { return l.logged.Load() }
 func (l *PromptLog) Dropped() uint64 { return l.dropped.Load() }
 func (l *PromptLog) Failed() uint64  { return l.failed.Load() }

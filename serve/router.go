@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -56,7 +57,32 @@ type Config struct {
 	// PromptLog, if set, receives the prompts of the completion and chat
 	// completion requests that backends answered with a 2xx status.
 	PromptLog *PromptLog
+	// BodyGrace and BodyMinRate bound how slowly a client may send a
+	// request body: it must have sent BodyMinRate bytes per second of the
+	// time past BodyGrace since the request began, or the read is cut off
+	// (408, or a broken upload when streamed). Defaults DefaultBodyGrace
+	// and DefaultBodyMinRate; a negative BodyMinRate disables the bound.
+	BodyGrace   time.Duration
+	BodyMinRate int64
+	// BackendTimeout bounds the wait for a backend's response headers;
+	// a backend that times out is taken out of rotation for
+	// UnresponsiveHold even though its health path may still answer.
+	// Default DefaultBackendTimeout; negative: no bound.
+	BackendTimeout time.Duration
+	// UnresponsiveHold: see BackendTimeout. Default 30s.
+	UnresponsiveHold time.Duration
 }
+
+// DefaultBodyGrace and DefaultBodyMinRate: a 1 MiB prompt may take up to
+// 26s to arrive.
+const (
+	DefaultBodyGrace   = 10 * time.Second
+	DefaultBodyMinRate = 64 << 10
+)
+
+// DefaultBackendTimeout bounds the wait for response headers: a completion
+// without streaming sends them only when the whole answer is ready.
+const DefaultBackendTimeout = 5 * time.Minute
 
 // DefaultMaxBufferedBody bounds the request bodies the router buffers:
 // ample for prompts (a 128k-token prompt is about 0.5 MiB of JSON).
@@ -113,6 +139,18 @@ func NewRouter(cfg Config) *Router {
 	}
 	if cfg.MaxBufferedTotal <= 0 {
 		cfg.MaxBufferedTotal = DefaultMaxBufferedTotal
+	}
+	if cfg.BodyGrace <= 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.BodyMinRate == 0 {
+		cfg.BodyMinRate = DefaultBodyMinRate
+	}
+	if cfg.BackendTimeout == 0 {
+		cfg.BackendTimeout = DefaultBackendTimeout
+	}
+	if cfg.UnresponsiveHold <= 0 {
+		cfg.UnresponsiveHold = 30 * time.Second
 	}
 	r := &Router{
 		cfg:    cfg,
@@ -231,7 +269,7 @@ func (r *Router) newBackend(cfg Backend) *backend {
 		cfg:       cfg,
 		target:    target,
 		healthURL: healthURL(target, hp),
-		transport: newTransport(),
+		transport: newTransport(max(r.cfg.BackendTimeout, 0)),
 		metrics:   r.metrics.forBackend(cfg.Name),
 		window:    newWindow(windowCapacity),
 	}
@@ -239,6 +277,13 @@ func (r *Router) newBackend(cfg Backend) *backend {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			// Like X-Forwarded-For, X-Real-IP says who the client is, so a
+			// client does not get to choose it.
+			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+				pr.Out.Header.Set("X-Real-IP", ip)
+			} else {
+				pr.Out.Header.Del("X-Real-IP")
+			}
 			if bb, ok := pr.In.Body.(*bufferedBody); ok {
 				// Lets the transport resend it on a fresh connection when a
 				// pooled one turns out dead before anything was written.
@@ -255,6 +300,18 @@ func (r *Router) newBackend(cfg Backend) *backend {
 				return
 			}
 			rec, _ := w.(*responseRecorder)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !isConnectError(err) && (rec == nil || rec.status == 0) && !errors.Is(err, errBodyTooSlow) {
+				// No response headers within BackendTimeout: the backend
+				// holds requests without answering, whatever /health says.
+				r.markUnresponsive(b, err)
+				writeJSONError(w, http.StatusGatewayTimeout, "backend "+cfg.Name+" did not answer in time")
+				return
+			}
+			if errors.Is(err, errBodyTooSlow) {
+				writeJSONError(w, http.StatusRequestTimeout, err.Error())
+				return
+			}
 			if isConnectError(err) {
 				r.markDown(b, err)
 				if rec != nil && rec.canRetry && rec.status == 0 {
@@ -288,6 +345,15 @@ func (r *Router) markDown(b *backend, err error) {
 		}
 		r.gaugeMu.Unlock()
 	}
+}
+
+// markUnresponsive takes a backend that did not answer within
+// BackendTimeout out of rotation for UnresponsiveHold: health probes that
+// pass meanwhile do not put it back.
+func (r *Router) markUnresponsive(b *backend, err error) {
+	b.holdUntil.Store(time.Now().Add(r.cfg.UnresponsiveHold).UnixNano())
+	r.metrics.timeouts.WithLabelValues(b.cfg.Name).Inc()
+	r.markDown(b, err)
 }
 
 // statusClientClosed is recorded (nginx style) when the client went away
@@ -367,14 +433,27 @@ func (r *Router) acquire(skip []*backend) *backend {
 
 func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
+	var paced *pacedBody
+	if req.Body != nil && req.Body != http.NoBody && r.cfg.BodyMinRate > 0 {
+		paced = newPacedBody(req.Body, http.NewResponseController(w), start, r.cfg.BodyGrace, r.cfg.BodyMinRate, r.metrics.slowBodies)
+		req.Body = paced
+	}
 	body, reserved, err := r.bufferBody(w, req)
 	defer r.buffered.Add(-reserved)
+	if body != nil && paced != nil {
+		paced.finish() // read in full: no deadline while the backend answers
+	}
 	if err != nil {
 		status := http.StatusBadRequest
-		if req.Context().Err() != nil {
+		switch {
+		case errors.Is(err, errBodyTooSlow):
+			status = http.StatusRequestTimeout
+			w.Header().Set("Connection", "close")
+			writeJSONError(w, status, err.Error())
+		case req.Context().Err() != nil:
 			status = statusClientClosed
 			w.WriteHeader(status)
-		} else {
+		default:
 			writeJSONError(w, status, "read request body: "+err.Error())
 		}
 		r.noneM.request(status).Inc()
@@ -407,8 +486,14 @@ func (r *Router) serveProxy(w http.ResponseWriter, req *http.Request) {
 		canRetry := replayable && attempt+1 < maxAttempts
 		done, status := r.proxyTo(b, w, req, start, attempt, canRetry)
 		if done {
-			if body != nil && r.cfg.PromptLog != nil && status >= 200 && status <= 299 {
-				r.recordPrompt(b, req, body)
+			if r.cfg.PromptLog != nil && status >= 200 && status <= 299 && isCompletion(req) {
+				if body != nil {
+					r.cfg.PromptLog.Record(b.cfg.Name, req.URL.Path, body.data)
+				} else {
+					// Streamed (too large, or the buffer budget was
+					// spent): not logged, but counted.
+					r.cfg.PromptLog.Unlogged()
+				}
 			}
 			return
 		}
@@ -466,46 +551,68 @@ func (r *Router) bufferBody(w http.ResponseWriter, req *http.Request) (*buffered
 		stream()
 		return nil, 0, nil
 	}
-	reserve := req.ContentLength
-	if reserve < 0 {
-		reserve = limit + 1 // chunked: at most this much is read
-	}
-	if r.buffered.Add(reserve) > r.cfg.MaxBufferedTotal {
-		r.buffered.Add(-reserve)
-		stream()
-		return nil, 0, nil
-	}
-	if req.ContentLength > 0 {
-		data := make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, data); err != nil {
-			return nil, reserve, err
+	// The budget is taken as bytes arrive, never for bytes only promised
+	// by Content-Length: clients that stall cannot spend it.
+	var data []byte
+	var reserved int64
+	for {
+		if int64(len(data)) > limit {
+			break // longer than the limit: stream it
 		}
-		return &bufferedBody{data: data}, reserve, nil
+		if req.ContentLength > 0 && int64(len(data)) == req.ContentLength {
+			return &bufferedBody{data: data}, reserved, nil
+		}
+		if len(data) == cap(data) {
+			grow := int64(max(cap(data), bufferChunk))
+			if req.ContentLength > 0 {
+				grow = min(grow, req.ContentLength-int64(len(data)))
+			}
+			grow = min(grow, limit+1-int64(len(data)))
+			if r.buffered.Add(grow) > r.cfg.MaxBufferedTotal {
+				r.buffered.Add(-grow)
+				break // budget spent: stream what was read and the rest
+			}
+			// reserved is cap(data): the old array is garbage once copied.
+			nd := make([]byte, len(data), int64(cap(data))+grow)
+			copy(nd, data)
+			data = nd
+			reserved += grow
+		}
+		n, err := req.Body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			if req.ContentLength > 0 && int64(len(data)) < req.ContentLength {
+				return nil, reserved, io.ErrUnexpectedEOF
+			}
+			req.ContentLength = int64(len(data))
+			req.TransferEncoding = nil
+			if len(data) == 0 {
+				req.Body = http.NoBody
+				return nil, reserved, nil
+			}
+			if spare := int64(cap(data) - len(data)); spare > 0 {
+				// Chunked: keep (and count) only what arrived.
+				data = append([]byte(nil), data...)
+				r.buffered.Add(-spare)
+				reserved -= spare
+			}
+			return &bufferedBody{data: data}, reserved, nil
+		}
+		if err != nil {
+			return nil, reserved, err
+		}
 	}
-	// Chunked: read up to the limit; a longer body is streamed, starting
-	// with what was read.
-	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		return nil, reserve, err
-	}
-	r.buffered.Add(int64(len(data)) - reserve)
-	reserve = int64(len(data))
-	if reserve > limit {
-		stream()
-		req.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(data), req.Body), req.Body}
-		return nil, reserve, nil
-	}
-	req.ContentLength = reserve
-	req.TransferEncoding = nil
-	if reserve == 0 {
-		req.Body = http.NoBody
-		return nil, 0, nil
-	}
-	return &bufferedBody{data: data}, reserve, nil
+	stream()
+	req.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), req.Body), req.Body}
+	return nil, reserved, nil
 }
+
+// bufferChunk is the first allocation for a buffered body; it doubles
+// from there.
+const bufferChunk = 16 << 10
 
 // bufferedBody is a request body read in full; fresh and replay hand out
 // independent readers of it.
@@ -524,13 +631,10 @@ func (b *bufferedBody) fresh() *bufferedBody {
 
 func (b *bufferedBody) replay() (io.ReadCloser, error) { return b.fresh(), nil }
 
-// recordPrompt hands the body of an answered completion request to the
-// prompt log.
-func (r *Router) recordPrompt(b *backend, req *http.Request, body *bufferedBody) {
-	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/completions") {
-		return
-	}
-	r.cfg.PromptLog.Record(b.cfg.Name, req.URL.Path, body.data)
+// isCompletion reports whether req is a completion or chat completion
+// request, whose prompt the prompt log keeps.
+func isCompletion(req *http.Request) bool {
+	return req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/completions")
 }
 
 func (r *Router) finish(b *backend, req *http.Request, rec *responseRecorder, aborted bool, attempt int) {
@@ -652,6 +756,9 @@ func (r *Router) check(ctx context.Context, b *backend) {
 		return // shutting down: the result says nothing about the backend
 	}
 	ok := err == nil
+	if ok && time.Now().UnixNano() < b.holdUntil.Load() {
+		ok, err = false, errors.New("held out of rotation after a response timeout")
+	}
 	was := b.healthy.Swap(ok)
 	first := !b.checked.Swap(true)
 	switch {
@@ -707,4 +814,58 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(b)
+}
+
+// errBodyTooSlow is a request body that arrived slower than the router's
+// minimum rate.
+var errBodyTooSlow = errors.New("request body arrived too slowly")
+
+// pacedBody cuts off a request body that arrives slower than rate bytes a
+// second after grace: before each read the connection's read deadline is
+// moved to start + grace + received/rate. Once the body is read, the
+// deadline is cleared (a streamed response must not be cut by it).
+type pacedBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	n     int64
+	done  bool
+	slow  prometheus.Counter
+}
+
+func newPacedBody(body io.ReadCloser, rc *http.ResponseController, start time.Time, grace time.Duration, rate int64, slow prometheus.Counter) *pacedBody {
+	return &pacedBody{ReadCloser: body, rc: rc, start: start, grace: grace, rate: rate, slow: slow}
+}
+
+// finish clears the read deadline of a body read in full.
+func (b *pacedBody) finish() {
+	if !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	deadline := b.start.Add(b.grace + time.Duration(b.n*int64(time.Second)/b.rate))
+	_ = b.rc.SetReadDeadline(deadline)
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			b.done = true
+			_ = b.rc.SetReadDeadline(time.Time{})
+			return n, err
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+			b.slow.Inc()
+			return n, fmt.Errorf("%w (%d bytes in %s; the minimum is %d bytes/s after %s)", errBodyTooSlow, b.n, time.Since(b.start).Round(time.Millisecond), b.rate, b.grace)
+		}
+	}
+	return n, err
 }

@@ -416,7 +416,7 @@ func TestAdminEndpoint(t *testing.T) {
 	blue, green := newTestBackend(t, "blue"), newTestBackend(t, "green")
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "state.json")
@@ -443,7 +443,7 @@ func TestAdminEndpoint(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, auth := range []string{"", "Bearer wrong", "Basic s3cret", "Bearer s3cret2"} {
+	for _, auth := range []string{"", "Bearer wrong", "Basic SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS", "Bearer SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS2"} {
 		if got := put(auth, body); got != http.StatusUnauthorized {
 			t.Errorf("PUT with auth %q: %d, want 401", auth, got)
 		}
@@ -451,10 +451,10 @@ func TestAdminEndpoint(t *testing.T) {
 	if v := tr.r.State().Version; v != 1 {
 		t.Fatalf("rejected PUT changed state to version %d", v)
 	}
-	if got := put("Bearer s3cret", []byte(`{"backends":[{"name":"x"}]}`)); got != http.StatusBadRequest {
+	if got := put("Bearer SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS", []byte(`{"backends":[{"name":"x"}]}`)); got != http.StatusBadRequest {
 		t.Errorf("invalid state: %d, want 400", got)
 	}
-	if got := put("Bearer s3cret", body); got != http.StatusOK {
+	if got := put("Bearer SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS", body); got != http.StatusOK {
 		t.Fatalf("good PUT: %d", got)
 	}
 	if _, b := tr.get(t, "/v1/models"); b != "green" {
@@ -465,7 +465,7 @@ func TestAdminEndpoint(t *testing.T) {
 	}
 	// Stats over the admin API.
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, tr.url+"/admin/stats", nil)
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Authorization", "Bearer SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS")
 	resp, err := tr.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -53,11 +54,40 @@ type Options struct {
 	PromptLogMaxBytes int64
 	// MaxBufferedBody: see Config.MaxBufferedBody.
 	MaxBufferedBody int64
+	// MemoryLimit is the process's soft memory limit (the Go runtime's,
+	// debug.SetMemoryLimit); the buffered bodies of all requests together
+	// get at most a quarter of it. Default DefaultMemoryLimit, or
+	// $GOMEMLIMIT when set; negative: no limit.
+	MemoryLimit int64
+	// MaxConns caps the client connections held at once; past it new
+	// connections are closed at once. Default DefaultMaxConns.
+	MaxConns int
+	// BodyGrace, BodyMinRate, BackendTimeout: see Config.
+	BodyGrace      time.Duration
+	BodyMinRate    int64
+	BackendTimeout time.Duration
 	// OnReady, if set, is called once the router accepts connections.
 	OnReady func(r *Router, addr net.Addr)
 }
 
+// DefaultMemoryLimit and DefaultMaxConns bound a router that was not told
+// otherwise.
+const (
+	DefaultMemoryLimit = 1 << 30
+	DefaultMaxConns    = 4096
+)
+
 func (o *Options) setDefaults() {
+	if o.MemoryLimit == 0 {
+		if os.Getenv("GOMEMLIMIT") != "" {
+			o.MemoryLimit = debug.SetMemoryLimit(-1)
+		} else {
+			o.MemoryLimit = DefaultMemoryLimit
+		}
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
 	if o.HealthInterval <= 0 {
 		o.HealthInterval = 2 * time.Second
 	}
@@ -83,7 +113,7 @@ func (o *Options) setDefaults() {
 func RunRouter(ctx context.Context, opts Options) error {
 	opts.setDefaults()
 	log := opts.Logger
-	token, err := readAdminToken(opts.AdminTokenFile, log)
+	token, err := readAdminToken(opts.AdminTokenFile)
 	if err != nil {
 		return err
 	}
@@ -93,16 +123,25 @@ func RunRouter(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	budget := int64(DefaultMaxBufferedTotal)
+	if opts.MemoryLimit > 0 {
+		debug.SetMemoryLimit(opts.MemoryLimit)
+		budget = min(budget, opts.MemoryLimit/4)
+	}
 	r := NewRouter(Config{
-		HealthPath:      opts.HealthPath,
-		HealthTimeout:   opts.HealthTimeout,
-		StatsWindow:     opts.StatsWindow,
-		AdminToken:      token,
-		StatePath:       opts.StatePath,
-		Logger:          log,
-		AccessLog:       opts.AccessLog,
-		MaxBufferedBody: opts.MaxBufferedBody,
-		PromptLog:       prompts,
+		MaxBufferedTotal: budget,
+		BodyGrace:        opts.BodyGrace,
+		BodyMinRate:      opts.BodyMinRate,
+		BackendTimeout:   opts.BackendTimeout,
+		HealthPath:       opts.HealthPath,
+		HealthTimeout:    opts.HealthTimeout,
+		StatsWindow:      opts.StatsWindow,
+		AdminToken:       token,
+		StatePath:        opts.StatePath,
+		Logger:           log,
+		AccessLog:        opts.AccessLog,
+		MaxBufferedBody:  opts.MaxBufferedBody,
+		PromptLog:        prompts,
 	})
 	defer r.Close()
 	if prompts != nil {
@@ -123,6 +162,8 @@ func RunRouter(ctx context.Context, opts Options) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+
+	ln = &capListener{Listener: ln, sem: make(chan struct{}, opts.MaxConns), rejected: r.metrics.rejected}
 
 	// Background work outlives ctx until the server has shut down, so
 	// health checks keep running while requests drain.
@@ -172,11 +213,32 @@ func RunRouter(ctx context.Context, opts Options) error {
 	return shutErr
 }
 
+// MinAdminTokenLen is the shortest admin token accepted: 32 bytes, e.g.
+// `openssl rand -hex 16`.
+const MinAdminTokenLen = 32
+
 // readAdminToken reads the bearer token file; an empty path disables the
 // admin API.
-func readAdminToken(path string, log *slog.Logger) (string, error) {
+func readAdminToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
+	}
+	return ReadAdminToken(path)
+}
+
+// ReadAdminToken reads an admin API token file: a regular file that neither
+// group nor others can read, holding one word of at least MinAdminTokenLen
+// bytes. The router and the deploy client both read it through this.
+func ReadAdminToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("admin token %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("admin token %s: readable by group or others (mode %s): chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -186,8 +248,8 @@ func readAdminToken(path string, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read admin token %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("admin token file is readable by group or others", "path", path, "mode", fi.Mode().Perm().String())
+	if len(tok) < MinAdminTokenLen {
+		return "", fmt.Errorf("admin token %s: %d bytes, want at least 32 bytes (e.g. openssl rand -hex 16 > %s)", path, len(tok), path)
 	}
 	return tok, nil
 }
@@ -203,4 +265,40 @@ func parseToken(data []byte) (string, error) {
 		return "", errors.New("token contains whitespace")
 	}
 	return tok, nil
+}
+
+// capListener holds at most cap(sem) connections: one accepted past that
+// is closed at once (a client that cannot be served soon learns it now).
+type capListener struct {
+	net.Listener
+	sem      chan struct{}
+	rejected interface{ Inc() }
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &capConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			l.rejected.Inc()
+			_ = c.Close()
+		}
+	}
+}
+
+type capConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *capConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

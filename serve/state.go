@@ -56,9 +56,16 @@ type Backend struct {
 	Model      string `json:"model,omitempty"`
 }
 
+// MaxBackends bounds the backends of one routing state: each is probed
+// when applied and holds its own connection pool.
+const MaxBackends = 64
+
 // Validate reports the first problem that makes s unusable as routing state.
 // An empty backend list is valid (the router answers 503 to everything).
 func (s State) Validate() error {
+	if len(s.Backends) > MaxBackends {
+		return fmt.Errorf("%d backends: a state holds at most %d", len(s.Backends), MaxBackends)
+	}
 	seen := make(map[string]bool, len(s.Backends))
 	total := 0
 	for i, b := range s.Backends {

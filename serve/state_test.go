@@ -167,7 +167,7 @@ func TestBearerAndToken(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string
 		ok       bool
-	}{{"s3cret\n", "s3cret", true}, {"  \n", "", false}, {"two words", "", false}} {
+	}{{"SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS\n", "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS", true}, {"  \n", "", false}, {"two words", "", false}} {
 		got, err := parseToken([]byte(tc.in))
 		if got != tc.want || (err == nil) != tc.ok {
 			t.Errorf("parseToken(%q) = %q,%v", tc.in, got, err)

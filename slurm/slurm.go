@@ -47,6 +47,10 @@ type SubmitRequest struct {
 	Comment string
 	// Env adds environment variables for the job.
 	Env map[string]string
+	// Secrets adds environment variables whose values a transport must
+	// neither write to a file nor put on a command line; one that cannot
+	// deliver them so refuses the request.
+	Secrets map[string]string
 	// ExtraArgs are extra sbatch options (e.g. "--hold").
 	ExtraArgs []string
 }
@@ -175,6 +179,8 @@ type Partition struct {
 // login node's view of the shared filesystem). Paths are absolute paths on
 // the cluster.
 type FileSystem interface {
+	// MkdirAll creates path and its parents; path, when created, gets
+	// exactly perm.
 	MkdirAll(ctx context.Context, path string, perm fs.FileMode) error
 	// WriteFile writes data atomically: readers see the old file or the
 	// whole new one, never a part.

@@ -126,11 +126,14 @@ type data struct {
 	HparamsFile, PipelineFile, Slurmtune    string
 	Modules, Setup                          []string
 	Env                                     []envVar
-	Launcher                                string
-	Program                                 []string
-	PortBase, PortRange, SrunWait           int
-	Strategy                                string
-	Train                                   trainData
+	// SecretFiles are environment.secrets given by file: Value is the
+	// file's path as a shell word ("$HOME"/... for ~/...).
+	SecretFiles                   []envVar
+	Launcher                      string
+	Program                       []string
+	PortBase, PortRange, SrunWait int
+	Strategy                      string
+	Train                         trainData
 	// The serving job a blue-green or canary deploy starts.
 	ServeModel, ServeName, ServeStartup string
 }
@@ -190,6 +193,7 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	for _, k := range keys {
 		d.Env = append(d.Env, envVar{k, p.Environment.Env[k]})
 	}
+	d.SecretFiles = secretFiles(p)
 	var c jobs.StageCommon
 	switch stage {
 	case jobs.StagePrep:
@@ -214,6 +218,23 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		d.Time = jobs.Duration{Duration: p.Train.ChainedTime(run.MaxTime)}.Slurm()
 	}
 	return d
+}
+
+// secretFiles lists the secrets a script reads from files, by name.
+func secretFiles(p *jobs.Pipeline) []envVar {
+	var out []envVar
+	for name, s := range p.Environment.Secrets {
+		if s.File == "" {
+			continue
+		}
+		word := Quote(s.File)
+		if rest, ok := strings.CutPrefix(s.File, "~/"); ok {
+			word = `"$HOME"/` + Quote(rest)
+		}
+		out = append(out, envVar{name, word})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 var jobNameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

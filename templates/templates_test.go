@@ -172,6 +172,14 @@ func TestRenderGolden(t *testing.T) {
 			"eval: export HF_HOME='/scratch/hf cache'",
 			"eval: export NCCL_DEBUG='$(not run)'",
 		}},
+		{name: "secrets", sets: []string{
+			"environment.secrets.HF_TOKEN.file=~/.secrets/hf token",
+			"environment.secrets.WANDB_API_KEY.env=MY_WANDB_KEY",
+			"environment.secrets.AWS_SECRET_ACCESS_KEY.file=/home/alice/.aws/secret",
+		}, run: tinyRun, stages: []string{"train"}, want: []string{
+			`train: slurmtune_secret HF_TOKEN "$HOME"/'.secrets/hf token'`,
+			`eval: slurmtune_secret AWS_SECRET_ACCESS_KEY /home/alice/.aws/secret`,
+		}, absent: []string{"train: MY_WANDB_KEY", "prep: WANDB_API_KEY"}},
 		{name: "hostile-run-dir", run: Run{ID: tinyRun.ID, Dir: hostileDir, Slurmtune: "/opt/slurm tune/bin/slurmtune"}, want: []string{
 			`prep: export SLURMTUNE_RUN_DIR='/scratch/my runs/$(touch x) ` + "`touch y`" + ` "dq" '\''sq'\'' ; & | <a> * %j/run'`,
 			"deploy: export SLURMTUNE='/opt/slurm tune/bin/slurmtune'",

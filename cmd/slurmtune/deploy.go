@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/serve"
 	"github.com/slurmtune/slurmtune/serve/deploy"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/slurm/local"
@@ -173,7 +174,7 @@ func deployRecord(e *env, runDir, strategy, checkpoint string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(runDir, "deploy.json")
-	if err := local.WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+	if err := local.WriteFileAtomic(path, append(b, '\n'), p.Modes().File); err != nil {
 		return "", fmt.Errorf("deploy: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "recorded model %s (sha256 %s) in %s\n", p.Model.Name, sum, path)
@@ -240,11 +241,11 @@ func routerFor(p *jobs.Pipeline, paths deploy.Paths) (deploy.Router, error) {
 	if r.AdminURL == "" {
 		return deploy.FileRouter{StatePath: paths.State, StatsPath: paths.Stats}, nil
 	}
-	data, err := os.ReadFile(r.TokenFile)
+	tok, err := serve.ReadAdminToken(r.TokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("router admin token: %w", err)
+		return nil, fmt.Errorf("router %w", err)
 	}
-	return deploy.AdminRouter{URL: r.AdminURL, Token: strings.TrimSpace(string(data))}, nil
+	return deploy.AdminRouter{URL: r.AdminURL, Token: tok}, nil
 }
 
 // findDeployment finds the deployment called name.
@@ -554,7 +555,7 @@ func deployRun(ctx context.Context, e *env, runDir string) error {
 		return err
 	}
 	script := filepath.Join(runDir, "serve.sbatch")
-	if err := local.WriteFileAtomic(script, sc.Body, 0o755); err != nil {
+	if err := local.WriteFileAtomic(script, sc.Body, p.Modes().Script); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	// sbatch inside a job would pass this job's SLURM_* settings on to the
@@ -597,12 +598,23 @@ func deployRun(ctx context.Context, e *env, runDir string) error {
 	if _, err := os.Stat(data); err != nil {
 		data = ""
 	}
+	// The {env:} secrets came with this job's environment, under their
+	// own names: the serving job gets them the same way.
+	var secrets map[string]string
+	for name, sec := range p.Environment.Secrets {
+		if v, ok := os.LookupEnv(name); ok && sec.Env != "" {
+			if secrets == nil {
+				secrets = map[string]string{}
+			}
+			secrets[name] = v
+		}
+	}
 	res, err := deploy.RunStage(ctx, deploy.StageConfig{
 		Controller: ctl, Strategy: p.Deploy.Strategy,
 		Candidate: deploy.Member{Run: runID, Model: p.Model.Name, Version: sum[:12], RunDir: runDir, Data: data},
 		SubmitServer: func(ctx context.Context) (string, error) {
 			return client.Submit(ctx, slurm.SubmitRequest{Script: sc.Body, ScriptPath: script, WorkDir: runDir,
-				Comment: templates.Comment(runID, templates.ServeStage), ExtraArgs: []string{"--output=" + sc.Log}})
+				Comment: templates.Comment(runID, templates.ServeStage), ExtraArgs: []string{"--output=" + sc.Log}, Secrets: secrets})
 		},
 		JobEnded: func(ctx context.Context, id string) (bool, string, error) {
 			jobs, err := client.Jobs(ctx, []string{id})

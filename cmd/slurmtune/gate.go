@@ -18,6 +18,7 @@ type gateOptions struct {
 	human            string
 	out              string
 	gates            []string
+	maxTextBytes     int
 }
 
 func gateCommand() *cli.Command {
@@ -33,6 +34,7 @@ func gateCommand() *cli.Command {
 			&cli.StringFlag{Name: "human", Usage: "filled-in review CSV"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "eval_report.json", Usage: "where to write the report"},
 			&cli.StringSliceFlag{Name: "gate", Usage: "standalone gate such as 'perplexity<=15' (repeatable)"},
+			&cli.IntFlag{Name: "max-text-bytes", Usage: "longest prediction or reference accepted, in `BYTES` (default: eval.max_text_bytes, else 1 MiB)"},
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
@@ -40,7 +42,7 @@ func gateCommand() *cli.Command {
 				return err
 			}
 			o := gateOptions{predictions: c.StringSlice("predictions"), nll: c.StringSlice("nll"), human: c.String("human"),
-				out: c.String("output"), gates: c.StringSlice("gate")}
+				out: c.String("output"), gates: c.StringSlice("gate"), maxTextBytes: c.Int("max-text-bytes")}
 			if len(o.predictions) == 0 && len(o.nll) == 0 && o.human == "" {
 				return usagef("gate: nothing to judge: give --predictions FILE (and --nll FILE for perplexity)")
 			}
@@ -93,7 +95,10 @@ func runGate(ctx context.Context, e *env, p *jobs.Pipeline, o gateOptions) error
 	if err != nil {
 		return usageError{fmt.Errorf("gate: %w", err)}
 	}
-	in := eval.Inputs{PredictionPaths: o.predictions, NLLPaths: o.nll, HumanCSVPath: o.human, Gates: gates}
+	in := eval.Inputs{PredictionPaths: o.predictions, NLLPaths: o.nll, HumanCSVPath: o.human, Gates: gates, MaxTextBytes: o.maxTextBytes}
+	if in.MaxTextBytes == 0 && p != nil {
+		in.MaxTextBytes = p.Eval.MaxTextBytes
+	}
 	if tox.Enabled {
 		scorer, err := dataprep.NewToxicityScorer(tox)
 		if err != nil {

@@ -71,14 +71,15 @@ func render(e *env, p *jobs.Pipeline, o renderOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+	modes := p.Modes()
+	if err := os.MkdirAll(o.outDir, modes.Dir); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	res := renderResult{Run: prep.ID, RunDir: prep.Dir, Placeholder: true, Files: map[string]string{}}
 	var paths []string
 	for _, s := range prep.Scripts {
 		path := filepath.Join(o.outDir, s.Stage+".sbatch")
-		if err := local.WriteFileAtomic(path, s.Body, 0o755); err != nil {
+		if err := local.WriteFileAtomic(path, s.Body, modes.Script); err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
 		res.Files[s.Stage] = path
@@ -93,7 +94,7 @@ func render(e *env, p *jobs.Pipeline, o renderOptions) error {
 		}
 		if ds != nil {
 			path := filepath.Join(o.outDir, jobs.DSConfigName)
-			if err := local.WriteFileAtomic(path, ds, 0o644); err != nil {
+			if err := local.WriteFileAtomic(path, ds, modes.File); err != nil {
 				return fmt.Errorf("render: %w", err)
 			}
 			res.Files["ds_config"] = path

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
 
 	"github.com/slurmtune/slurmtune/eval"
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm/local"
 	"github.com/slurmtune/slurmtune/templates"
 )
@@ -100,7 +102,8 @@ func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, 
 		_, err = e.stdout.Write(buf.Bytes())
 		return err
 	}
-	if err := local.WriteFileAtomic(out, buf.Bytes(), 0o644); err != nil {
+	// Prompts and predictions: the user's to share, not the world's.
+	if err := local.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	if asJSON {
@@ -143,10 +146,12 @@ func reviewImport(ctx context.Context, e *env, runID, file string, asJSON bool) 
 		return err
 	}
 	dir := templates.LayoutOf(r.RunDir).Eval
-	if err := cl.fs.MkdirAll(ctx, dir, 0o755); err != nil {
+	// The run directory's own modes (private unless share: group).
+	modes := runModes(ctx, cl, r.RunDir)
+	if err := cl.fs.MkdirAll(ctx, dir, modes.Dir); err != nil {
 		return err
 	}
-	if err := cl.fs.WriteFile(ctx, filepath.Join(dir, "human.csv"), data, 0o644); err != nil {
+	if err := cl.fs.WriteFile(ctx, filepath.Join(dir, "human.csv"), data, modes.File); err != nil {
 		return fmt.Errorf("review import: %w", err)
 	}
 	if err := rs.st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
@@ -161,4 +166,19 @@ func reviewImport(ctx context.Context, e *env, runID, file string, asJSON bool) 
 	}
 	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)
 	return nil
+}
+
+// runModes are the permissions of a run directory's contents, as its
+// pipeline snapshot's share asks (private when it cannot be read).
+func runModes(ctx context.Context, cl *cluster, runDir string) jobs.Modes {
+	p := &jobs.Pipeline{}
+	if b, err := cl.fs.ReadFile(ctx, templates.LayoutOf(runDir).Pipeline); err == nil {
+		var doc struct {
+			Share string `yaml:"share"`
+		}
+		if yaml.Unmarshal(b, &doc) == nil {
+			p.Share = doc.Share
+		}
+	}
+	return p.Modes()
 }

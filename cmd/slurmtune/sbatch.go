@@ -448,7 +448,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	l := templates.LayoutOf(dir)
 	gpuDir := filepath.Join(dir, gpuDirName)
 	for _, p := range []string{l.Logs, gpuDir} {
-		if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("sbatch: create the job directory: %w", err)
 		}
 	}
@@ -456,11 +456,11 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	scriptCopy := filepath.Join(dir, "script")
 	wrapperPath := filepath.Join(dir, sbatchStage+".sbatch")
 	wrapper := sbatchWrapper(runID, dir, gpuDir, scriptCopy, cl.slurmtune, j.args, d.lines, forwardSignals(j.signal))
-	if err := os.WriteFile(scriptCopy, script, 0o755); err != nil {
+	if err := os.WriteFile(scriptCopy, script, 0o700); err != nil {
 		cleanup()
 		return fmt.Errorf("sbatch: %w", err)
 	}
-	if err := os.WriteFile(wrapperPath, wrapper, 0o755); err != nil {
+	if err := os.WriteFile(wrapperPath, wrapper, 0o700); err != nil {
 		cleanup()
 		return fmt.Errorf("sbatch: %w", err)
 	}

@@ -27,6 +27,8 @@ type validateResult struct {
 	Errors   []problemJSON `json:"errors"`
 	Warnings []string      `json:"warnings"`
 	problems jobs.Errors   `json:"-"`
+	// fileWarnings are the pipeline file's own (FILE:LINE:COL: warning: ...).
+	fileWarnings []*jobs.FieldError
 }
 
 // problemJSON is one problem of a pipeline file.
@@ -78,6 +80,7 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 		return nil, err
 	}
 	res.Stages = p.Stages()
+	res.fileWarnings = p.Warnings(o.file)
 	if !o.cluster {
 		if p.Cluster.Transport == "local" {
 			// The jobs see this host's files: look them up. (Other
@@ -122,6 +125,9 @@ func printValidate(e *env, o validateOptions, res *validateResult) error {
 			Message: pe.Msg, Text: pe.Error()})
 	}
 	if o.json {
+		for _, w := range res.fileWarnings {
+			res.Warnings = append(res.Warnings, w.Error())
+		}
 		if err := printJSON(e.stdout, res); err != nil {
 			return err
 		}
@@ -129,6 +135,9 @@ func printValidate(e *env, o validateOptions, res *validateResult) error {
 			return exitError{code: exitInvalid}
 		}
 		return nil
+	}
+	for _, w := range res.fileWarnings {
+		fmt.Fprintln(e.stderr, w.Error())
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stderr, "%s: warning: %s\n", o.file, w)

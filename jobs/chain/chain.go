@@ -10,8 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -38,6 +38,40 @@ type Service struct {
 	Slurmtune string
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// LookupEnv reads the environment.secrets given by {env: VAR};
+	// os.LookupEnv when nil.
+	LookupEnv func(string) (string, bool)
+}
+
+// secretEnv returns the values of p's environment.secrets given by
+// {env: VAR}. They go to Slurm with the job's environment, never into the
+// run directory.
+func (s *Service) secretEnv(p *jobs.Pipeline) (map[string]string, error) {
+	lookup := s.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	var out map[string]string
+	names := make([]string, 0, len(p.Environment.Secrets))
+	for name := range p.Environment.Secrets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sec := p.Environment.Secrets[name]
+		if sec.Env == "" {
+			continue
+		}
+		v, ok := lookup(sec.Env)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("environment.secrets.%s: $%s is not set in slurmtune's environment", name, sec.Env)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 func (s *Service) now() time.Time {
@@ -81,6 +115,7 @@ type Prepared struct {
 	Dir     string
 	Scripts []templates.Script
 	files   map[string][]byte
+	modes   jobs.Modes
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
@@ -133,7 +168,7 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 			files[filepath.Join(dir, jobs.DSConfigName)] = ds
 		}
 	}
-	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files}, nil
+	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
 }
 
 // SubmitOptions changes how Submit treats a run.
@@ -152,6 +187,12 @@ type SubmitOptions struct {
 // the run is marked interrupted. With IfChanged, Submitted.Skipped is the
 // existing run and nothing is submitted.
 func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptions) (*Submitted, error) {
+	// The secrets given by {env: VAR} must all be there before anything
+	// is recorded or written.
+	secrets, err := s.secretEnv(p)
+	if err != nil {
+		return nil, err
+	}
 	prep, err := s.Prepare(p)
 	if err != nil {
 		return nil, err
@@ -191,6 +232,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 			AfterOK:    prev,
 			Comment:    templates.Comment(prep.ID, sc.Stage),
 			ExtraArgs:  []string{"--output=" + sc.Log},
+			Secrets:    secrets,
 		}
 		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
 		if errors.Is(err, slurm.ErrSubmitUncertain) {
@@ -220,7 +262,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 func (s *Service) writeRunDir(ctx context.Context, prep *Prepared) error {
 	l := templates.LayoutOf(prep.Dir)
 	for _, d := range []string{l.Dir, l.Logs} {
-		if err := s.FS.MkdirAll(ctx, d, 0o755); err != nil {
+		if err := s.FS.MkdirAll(ctx, d, prep.modes.Dir); err != nil {
 			return fmt.Errorf("create run directory: %w", err)
 		}
 	}
@@ -230,9 +272,9 @@ func (s *Service) writeRunDir(ctx context.Context, prep *Prepared) error {
 	}
 	sort.Strings(paths)
 	for _, path := range paths {
-		mode := fs.FileMode(0o644)
+		mode := prep.modes.File
 		if strings.HasSuffix(path, ".sbatch") {
-			mode = fs.FileMode(0o755)
+			mode = prep.modes.Script
 		}
 		if err := s.FS.WriteFile(ctx, path, prep.files[path], mode); err != nil {
 			return fmt.Errorf("write run directory: %w", err)

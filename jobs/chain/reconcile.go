@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -159,11 +161,17 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 		}
 		return nil, fmt.Errorf("run %s: every stage completed; nothing to retry (use --from STAGE to rerun one)", r.ID)
 	}
+	l := templates.LayoutOf(r.RunDir)
+	// The secrets given by {env: VAR} are read again from this process's
+	// environment: they were never written to the run directory.
+	secrets, err := s.runSecrets(ctx, l.Pipeline)
+	if err != nil {
+		return nil, fmt.Errorf("retry run %s: %w", r.ID, err)
+	}
 	if err := s.Store.ResetForRetry(ctx, r.ID, Submitter()); err != nil {
 		return nil, err
 	}
 	out := &Submitted{Jobs: map[string]string{}}
-	l := templates.LayoutOf(r.RunDir)
 	var prev, submitted []string
 	for _, st := range r.Stages[start:] {
 		path := l.Dir + "/" + st.Name + ".sbatch"
@@ -172,7 +180,7 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 			return nil, s.interrupted(ctx, r.ID, submitted, fmt.Errorf("retry %s stage: read its script: %w", st.Name, err))
 		}
 		sreq := slurm.SubmitRequest{Script: script, ScriptPath: path, WorkDir: r.RunDir, AfterOK: prev,
-			Comment: StageTag(r.ID, st.Name, st.Attempt+1), ExtraArgs: []string{"--output=" + l.LogPath(st.Name)}}
+			Comment: StageTag(r.ID, st.Name, st.Attempt+1), ExtraArgs: []string{"--output=" + l.LogPath(st.Name)}, Secrets: secrets}
 		id, err := s.submitStage(ctx, r.ID, st.Name, sreq)
 		if err != nil {
 			return nil, s.interrupted(ctx, r.ID, submitted, fmt.Errorf("retry %s stage: %w", st.Name, err))
@@ -188,4 +196,21 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 		return nil, err
 	}
 	return out, nil
+}
+
+// runSecrets reads a run's pipeline snapshot and resolves its
+// environment.secrets given by {env: VAR}.
+func (s *Service) runSecrets(ctx context.Context, snapshot string) (map[string]string, error) {
+	data, err := s.FS.ReadFile(ctx, snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline snapshot: %w", err)
+	}
+	if !bytes.Contains(data, []byte("secrets")) {
+		return nil, nil
+	}
+	p, err := jobs.Parse(snapshot, snapshot, data, jobs.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline snapshot: %w", err)
+	}
+	return s.secretEnv(p)
 }

@@ -565,7 +565,7 @@ func TestHelperServer(t *testing.T) {
 func TestAdminRouter(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -582,7 +582,7 @@ func TestAdminRouter(t *testing.T) {
 		<-done
 	}()
 	m := newFakeModel(t, "m", 0)
-	ar := AdminRouter{URL: "http://" + ln.Addr().String(), Token: "s3cret"}
+	ar := AdminRouter{URL: "http://" + ln.Addr().String(), Token: "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS"}
 	ctl := &Controller{Name: "tiny", Paths: PathsFor(filepath.Join(dir, "router.json")), Router: ar, Poll: 50 * time.Millisecond, Settle: 10 * time.Second}
 	if _, err := ctl.Admit(context.Background(), member("run-1", "1", m), StrategyBlueGreen, 0, 0, time.Second); err != nil {
 		t.Fatal(err)

@@ -17,9 +17,12 @@ import (
 
 // Command is one command line to run on the cluster.
 type Command struct {
-	Argv  []string
-	Env   map[string]string
-	Stdin []byte
+	Argv []string
+	Env  map[string]string
+	// Secrets are environment variables a Runner must not show on a
+	// command line or write to a file (see slurm.SubmitRequest.Secrets).
+	Secrets map[string]string
+	Stdin   []byte
 }
 
 // Runner runs a command where the Slurm tools are and returns its stdout.
@@ -59,7 +62,7 @@ func New(r Runner) *Client { return &Client{run: r} }
 // Submit runs sbatch --parsable.
 func (c *Client) Submit(ctx context.Context, req slurm.SubmitRequest) (string, error) {
 	argv := SbatchArgs(req)
-	cmd := Command{Argv: argv, Env: req.Env}
+	cmd := Command{Argv: argv, Env: req.Env, Secrets: req.Secrets}
 	if req.ScriptPath == "" {
 		cmd.Stdin = req.Script
 	}

@@ -13,9 +13,16 @@ import (
 // FS is the local filesystem as a slurm.FileSystem.
 type FS struct{}
 
-// MkdirAll creates path and its parents.
+// MkdirAll creates path and its parents. A path it creates gets exactly
+// perm (its parents perm less the umask); an existing one is left as it is.
 func (FS) MkdirAll(_ context.Context, path string, perm fs.FileMode) error {
-	return os.MkdirAll(path, perm)
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := os.MkdirAll(path, perm); err != nil {
+		return err
+	}
+	return os.Chmod(path, perm)
 }
 
 // WriteFile writes data to a temporary file beside path, syncs it and renames

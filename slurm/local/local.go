@@ -27,15 +27,19 @@ func (Runner) Run(ctx context.Context, cmd cmdline.Command) ([]byte, error) {
 		return nil, errors.New("run: empty command")
 	}
 	c := exec.CommandContext(ctx, cmd.Argv[0], cmd.Argv[1:]...)
-	if len(cmd.Env) > 0 {
+	if len(cmd.Env) > 0 || len(cmd.Secrets) > 0 {
+		// Through the process environment (readable by this user only),
+		// which sbatch exports to the job.
 		env := os.Environ()
-		keys := make([]string, 0, len(cmd.Env))
-		for k := range cmd.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			env = append(env, k+"="+cmd.Env[k])
+		for _, m := range []map[string]string{cmd.Env, cmd.Secrets} {
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				env = append(env, k+"="+m[k])
+			}
 		}
 		c.Env = env
 	}

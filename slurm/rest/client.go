@@ -183,6 +183,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	counter := &CountingTransport{Base: hc.Transport}
 	hc.Transport = counter
+	// Never follow a redirect: net/http would resend X-SLURM-USER-TOKEN
+	// (it strips only Authorization and Cookie) to wherever the Location
+	// points. sendOnce turns the 3xx into ErrRedirect.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{cfg: cfg, base: cfg.URL, http: hc, counter: counter, tokens: ts, now: now}
 	if cfg.Version != "" {
 		c.api = c.newAPI(cfg.Version)

@@ -8,6 +8,10 @@ import (
 	"github.com/slurmtune/slurmtune/slurm"
 )
 
+// ErrRedirect: slurmrestd's URL answered with a redirect, which the client
+// refuses to follow so that the token never reaches another host.
+var ErrRedirect = errors.New("slurmrestd redirect refused")
+
 // apiErr is one entry of slurmrestd's "errors" list, whatever the version.
 type apiErr struct {
 	Num         int

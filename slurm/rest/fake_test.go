@@ -28,6 +28,8 @@ type fakeRestd struct {
 	// override answers a request instead of the fixtures when it returns a
 	// status (> 0).
 	override func(r *http.Request, body []byte) (int, []byte)
+	// redirect, when it returns a URL, answers the request with a 307 to it.
+	redirect func(r *http.Request) string
 	// listing replaces the jobs listing fixture.
 	listing []byte
 	// validate is false for benchmarks (validation dominates the time).
@@ -70,8 +72,15 @@ func (f *fakeRestd) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.log = append(f.log, key)
 	f.bodies[key] = body
-	override, listing := f.override, f.listing
+	override, listing, redirect := f.override, f.listing, f.redirect
 	f.mu.Unlock()
+
+	if redirect != nil {
+		if to := redirect(r); to != "" {
+			http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+			return
+		}
+	}
 
 	if override != nil {
 		if status, out := override(r, body); status > 0 {

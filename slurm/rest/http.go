@@ -139,6 +139,9 @@ func (c *Client) sendOnce(ctx context.Context, op string, kind opKind, build fun
 		return nil, c.transportError(ctx, op, kind, true, err)
 	}
 	switch hresp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return nil, fmt.Errorf("%s: %w: %s answered HTTP %d to %s; slurmtune does not follow redirects (the token would go with them): set the slurmrestd URL to the server itself",
+			op, ErrRedirect, c.cfg.URL, hresp.StatusCode, redirectTarget(hresp))
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return nil, fmt.Errorf("%s: %w (HTTP %d from slurmrestd: %s)", op, ErrTokenRejected, hresp.StatusCode, oneLine(body, 80))
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -150,6 +153,17 @@ func (c *Client) sendOnce(ctx context.Context, op string, kind opKind, build fun
 		return nil, err
 	}
 	return &response{status: hresp.StatusCode, body: body}, nil
+}
+
+// redirectTarget is where a redirect points, without its query (which
+// could carry anything) and never longer than a line.
+func redirectTarget(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return "an unreadable Location"
+	}
+	loc.RawQuery, loc.Fragment, loc.User = "", "", nil
+	return oneLine([]byte(loc.String()), 120)
 }
 
 // transportError classifies a failed round trip. Nothing received: the

@@ -93,8 +93,11 @@ func buildSpec(req slurm.SubmitRequest) (*jobSpec, error) {
 			return nil, err
 		}
 	}
-	for k, v := range req.Env {
-		s.Env[k] = v
+	// Secrets travel like Env: in the request body, to slurmrestd only.
+	for _, m := range []map[string]string{req.Env, req.Secrets} {
+		for k, v := range m {
+			s.Env[k] = v
+		}
 	}
 	if _, ok := s.Env["PATH"]; !ok {
 		s.Env["PATH"] = defaultPath

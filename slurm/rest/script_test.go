@@ -83,3 +83,17 @@ func TestParseTimeAndMem(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsSentAsEnvironment: secrets go in the job's environment of
+// the request body, as Env does.
+func TestSecretsSentAsEnvironment(t *testing.T) {
+	req := testRequest()
+	req.Secrets = map[string]string{"HF_TOKEN": "hf_x"}
+	s, err := buildSpec(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Env["HF_TOKEN"] != "hf_x" || s.Env["FOO"] != "bar" {
+		t.Errorf("environment %v", s.Env)
+	}
+}

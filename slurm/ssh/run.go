@@ -29,6 +29,11 @@ func (c *Conn) Run(ctx context.Context, cmd cmdline.Command) ([]byte, error) {
 		return nil, errors.New("ssh: run: empty command")
 	}
 	name := cmd.Argv[0]
+	if len(cmd.Secrets) > 0 {
+		// env(1) on the remote command line would show them to every
+		// user of the login node (ps), and sshd rarely accepts SetEnv.
+		return nil, fmt.Errorf("ssh: %s: cannot pass secret environment variables (%s) without showing them on the login node's command line: read them from a file on the cluster instead", name, strings.Join(sortedKeys(cmd.Secrets), ", "))
+	}
 	line, err := CommandLine(cmd.Argv, cmd.Env)
 	if err != nil {
 		return nil, err
@@ -240,4 +245,13 @@ func isSafeWord(s string) bool {
 		}
 	}
 	return true
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

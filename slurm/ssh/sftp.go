@@ -130,8 +130,9 @@ func do[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	}
 }
 
-// MkdirAll creates p and its missing parents with perm (less the remote
-// umask, as mkdir does).
+// MkdirAll creates p and its missing parents; each directory it creates
+// gets exactly perm (the remote umask does not apply, as for WriteFile's
+// files). Existing directories are left as they are.
 func (c *Conn) MkdirAll(ctx context.Context, p string, perm fs.FileMode) error {
 	cl, err := c.SFTP()
 	if err != nil {
@@ -165,9 +166,9 @@ func mkdirAll(ctx context.Context, cl *sftp.Client, p string, perm fs.FileMode) 
 		}
 		return err
 	}
-	// The server made it 0777 less its umask; narrow that to perm.
-	if fi, err := cl.Stat(p); err == nil && fi.Mode().Perm()&^perm.Perm() != 0 {
-		return cl.Chmod(p, fi.Mode().Perm()&perm.Perm())
+	// The server made it 0777 less its umask; make that perm.
+	if fi, err := cl.Stat(p); err != nil || fi.Mode().Perm() != perm.Perm() {
+		return cl.Chmod(p, perm.Perm())
 	}
 	return nil
 }
