@@ -231,7 +231,7 @@ func TestSbatchCommandLine(t *testing.T) {
 	}
 	var pass []string
 	for _, o := range j.pass {
-		pass = append(pass, o.arg())
+		pass = append(pass, o.Arg())
 	}
 	want := []string{"--nodes=2", "--partition=debug", "--gres=gpu:1", "--output=out.%j", "--job-name=x", "--signal=B:TERM@30"}
 	if !reflect.DeepEqual(pass, want) || j.script != "script.sh" || !reflect.DeepEqual(j.args, []string{"a", "-b"}) || !j.wait ||
@@ -256,10 +256,10 @@ func TestSbatchCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLines := []string{`#SBATCH --output="a b.log" # trailing`, "#SBATCH --time=5", "#SBATCH --gres=gpu:2"}
-	if !reflect.DeepEqual(d.lines, wantLines) || len(d.opts) != 4 || d.opts[0].value != "a b.log" {
+	if !reflect.DeepEqual(d.lines, wantLines) || len(d.opts) != 4 || d.opts[0].Value != "a b.log" {
 		t.Errorf("directives: %q %+v", d.lines, d.opts)
 	}
-	if got := resolveOutput("logs/%x-%4j.out", "42", "train", []sbatchOpt{{name: "chdir", value: "/work"}}, nil); got != "/work/logs/train-42.out" {
+	if got := resolveOutput("logs/%x-%4j.out", "42", "train", []slurm.SbatchOpt{{Name: "chdir", Value: "/work"}}, nil); got != "/work/logs/train-42.out" {
 		t.Errorf("resolveOutput = %q", got)
 	}
 	if got := resolveOutput("o-%N.out", "42", "x", nil, nil); got != "" {

@@ -62,151 +62,9 @@ func sbatchCommand() *cli.Command {
 	}
 }
 
-// Short sbatch options and their long names; those in sbatchShortArg take
-// an argument.
-var sbatchShort = map[byte]string{
-	'a': "array", 'A': "account", 'b': "begin", 'B': "extra-node-info", 'c': "cpus-per-task", 'C': "constraint",
-	'd': "dependency", 'D': "chdir", 'e': "error", 'F': "nodefile", 'G': "gpus", 'h': "help", 'H': "hold",
-	'i': "input", 'J': "job-name", 'k': "no-kill", 'L': "licenses", 'm': "distribution", 'M': "clusters",
-	'n': "ntasks", 'N': "nodes", 'o': "output", 'O': "overcommit", 'p': "partition", 'q': "qos", 'Q': "quiet",
-	's': "oversubscribe", 'S': "core-spec", 't': "time", 'u': "usage", 'v': "verbose", 'V': "version",
-	'w': "nodelist", 'W': "wait", 'x': "exclude",
-}
-
-const sbatchShortArg = "aAbBcCdDeFGiJLmMnNopqStwx"
-
-// sbatchLongArg are sbatch 22.05's long options that require an argument
-// (which may be the next word); the others take none or an optional one
-// (which must be given as --opt=value).
-var sbatchLongArg = set(
-	"account", "acctg-freq", "array", "batch", "bb", "bbf", "begin", "chdir", "cluster-constraint", "clusters",
-	"comment", "constraint", "container", "core-spec", "cores-per-socket", "cpu-freq", "cpus-per-gpu",
-	"cpus-per-task", "deadline", "delay-boot", "dependency", "distribution", "error", "exclude", "export",
-	"export-file", "extra-node-info", "gid", "gpu-bind", "gpu-freq", "gpus", "gpus-per-node", "gpus-per-socket",
-	"gpus-per-task", "gres", "gres-flags", "hint", "input", "job-name", "kill-on-invalid-dep", "licenses",
-	"mail-type", "mail-user", "mcs-label", "mem", "mem-bind", "mem-per-cpu", "mem-per-gpu", "mincpus", "network",
-	"nodefile", "nodelist", "nodes", "ntasks", "ntasks-per-core", "ntasks-per-gpu", "ntasks-per-node",
-	"ntasks-per-socket", "open-mode", "output", "partition", "power", "prefer", "priority", "profile", "qos",
-	"reservation", "signal", "sockets-per-node", "switches", "thread-spec", "threads-per-core", "time",
-	"time-min", "tmp", "tres-per-task", "uid", "wait-all-nodes", "wckey", "wrap",
-)
-
-var sbatchLongNoArg = set(
-	"contiguous", "exclusive", "get-user-env", "help", "hold", "ignore-pbs", "no-kill", "no-requeue", "nice",
-	"overcommit", "oversubscribe", "parsable", "propagate", "quiet", "reboot", "requeue", "spread-job",
-	"test-only", "usage", "use-min-nodes", "verbose", "version", "wait",
-)
-
-func set(names ...string) map[string]bool {
-	m := make(map[string]bool, len(names))
-	for _, n := range names {
-		m[n] = true
-	}
-	return m
-}
-
-// sbatchOpt is one parsed option: its long name (or the raw word for an
-// option sbatch's table lacks), and its value.
-type sbatchOpt struct {
-	name     string
-	value    string
-	hasValue bool
-	raw      string // set for unknown options: passed on as written
-}
-
-// arg is the option as one command-line word.
-func (o sbatchOpt) arg() string {
-	switch {
-	case o.raw != "":
-		return o.raw
-	case o.hasValue:
-		return "--" + o.name + "=" + o.value
-	}
-	return "--" + o.name
-}
-
-// longName resolves a long option name, allowing unique abbreviations as
-// getopt_long does.
-func longName(n string) string {
-	if sbatchLongArg[n] || sbatchLongNoArg[n] {
-		return n
-	}
-	match := ""
-	for _, m := range []map[string]bool{sbatchLongArg, sbatchLongNoArg} {
-		for k := range m {
-			if strings.HasPrefix(k, n) {
-				if match != "" {
-					return n // ambiguous: sbatch will say so
-				}
-				match = k
-			}
-		}
-	}
-	if match == "" {
-		return n
-	}
-	return match
-}
-
-// parseSbatchOptions parses sbatch options up to the first word that is
-// not one (the script) or "--"; rest is that word and what follows.
-func parseSbatchOptions(words []string) (opts []sbatchOpt, rest []string, err error) {
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case w == "--":
-			return opts, words[i+1:], nil
-		case strings.HasPrefix(w, "--"):
-			n, v, hasV := strings.Cut(w[2:], "=")
-			n = longName(n)
-			switch {
-			case sbatchLongArg[n]:
-				if !hasV {
-					if i+1 >= len(words) {
-						return nil, nil, fmt.Errorf("option --%s requires an argument", n)
-					}
-					i++
-					v, hasV = words[i], true
-				}
-				opts = append(opts, sbatchOpt{name: n, value: v, hasValue: true})
-			case sbatchLongNoArg[n]:
-				opts = append(opts, sbatchOpt{name: n, value: v, hasValue: hasV})
-			default:
-				opts = append(opts, sbatchOpt{name: n, value: v, hasValue: hasV, raw: w})
-			}
-		case strings.HasPrefix(w, "-") && len(w) > 1:
-			for j := 1; j < len(w); j++ {
-				c := w[j]
-				long, known := sbatchShort[c]
-				if !known {
-					opts = append(opts, sbatchOpt{name: string(c), raw: "-" + string(c)})
-					continue
-				}
-				if strings.IndexByte(sbatchShortArg, c) < 0 {
-					opts = append(opts, sbatchOpt{name: long})
-					continue
-				}
-				v := w[j+1:]
-				if v == "" {
-					if i+1 >= len(words) {
-						return nil, nil, fmt.Errorf("option -%c requires an argument", c)
-					}
-					i++
-					v = words[i]
-				}
-				opts = append(opts, sbatchOpt{name: long, value: v, hasValue: true})
-				break
-			}
-		default:
-			return opts, words[i:], nil
-		}
-	}
-	return opts, nil, nil
-}
-
 // sbatchJob is what a `slurmtune sbatch` command line asks for.
 type sbatchJob struct {
-	pass []sbatchOpt // options passed on to sbatch
+	pass []slurm.SbatchOpt // options passed on to sbatch
 	// script is the script's path, or "" for --wrap or a script on stdin.
 	script string
 	args   []string
@@ -221,7 +79,7 @@ type sbatchJob struct {
 }
 
 func parseSbatchCommandLine(words []string) (*sbatchJob, error) {
-	opts, rest, err := parseSbatchOptions(words)
+	opts, rest, err := slurm.ParseSbatchOptions(words)
 	if err != nil {
 		return nil, err
 	}
@@ -248,12 +106,12 @@ func parseSbatchCommandLine(words []string) (*sbatchJob, error) {
 
 // take notes what an option means for the wrapper; it reports whether the
 // option is passed on to sbatch.
-func (j *sbatchJob) take(o sbatchOpt) bool {
-	switch o.name {
+func (j *sbatchJob) take(o slurm.SbatchOpt) bool {
+	switch o.Name {
 	case "help", "usage", "version", "test-only":
 		j.passthrough = true
 	case "wrap":
-		j.wrap, j.isWrap = o.value, true
+		j.wrap, j.isWrap = o.Value, true
 		return false
 	case "wait":
 		j.wait = true
@@ -261,13 +119,13 @@ func (j *sbatchJob) take(o sbatchOpt) bool {
 	case "parsable":
 		return false
 	case "output":
-		j.output, j.hasOutput = o.value, true
+		j.output, j.hasOutput = o.Value, true
 	case "job-name":
-		j.jobName, j.hasJobName = o.value, true
+		j.jobName, j.hasJobName = o.Value, true
 	case "comment":
 		j.hasComment = true
 	case "signal":
-		j.signal = o.value
+		j.signal = o.Value
 	}
 	return true
 }
@@ -276,7 +134,7 @@ func (j *sbatchJob) take(o sbatchOpt) bool {
 // sbatch reads them.
 type directives struct {
 	lines []string // to copy into the wrapper
-	opts  []sbatchOpt
+	opts  []slurm.SbatchOpt
 }
 
 func parseDirectives(script []byte) (directives, error) {
@@ -289,7 +147,7 @@ func parseDirectives(script []byte) (directives, error) {
 			continue
 		case strings.HasPrefix(line, "#SBATCH"):
 			words := directiveWords(line[len("#SBATCH"):])
-			opts, rest, err := parseSbatchOptions(words)
+			opts, rest, err := slurm.ParseSbatchOptions(words)
 			if err != nil {
 				return d, fmt.Errorf("directive %q: %w", line, err)
 			}
@@ -298,7 +156,7 @@ func parseDirectives(script []byte) (directives, error) {
 			}
 			keep := true
 			for _, o := range opts {
-				if o.name == "wait" || o.name == "parsable" {
+				if o.Name == "wait" || o.Name == "parsable" {
 					keep = false
 				}
 			}
@@ -307,8 +165,8 @@ func parseDirectives(script []byte) (directives, error) {
 			} else {
 				var kept []string
 				for _, o := range opts {
-					if o.name != "wait" && o.name != "parsable" {
-						kept = append(kept, quoteDirective(o.arg()))
+					if o.Name != "wait" && o.Name != "parsable" {
+						kept = append(kept, quoteDirective(o.Arg()))
 					}
 				}
 				if len(kept) > 0 {
@@ -420,7 +278,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	}
 	j.hasComment = j.hasComment || fromScript.hasComment
 	for _, o := range append(slices.Clone(j.pass), d.opts...) {
-		if o.name == "array" {
+		if o.Name == "array" {
 			return usagef("sbatch: --array is not supported by slurmtune sbatch (each array task would need tracking); use sbatch")
 		}
 	}
@@ -476,7 +334,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	}
 	var extra []string
 	for _, o := range j.pass {
-		extra = append(extra, o.arg())
+		extra = append(extra, o.Arg())
 	}
 	output := l.LogPath(sbatchStage)
 	if j.hasOutput {
@@ -521,7 +379,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	}
 	rec := store.SbatchJob{RunID: runID, Script: scriptAbs, Args: j.args, Output: output}
 	for _, o := range j.pass {
-		rec.Options = append(rec.Options, o.arg())
+		rec.Options = append(rec.Options, o.Arg())
 	}
 	if j.hasOutput {
 		rec.OutputResolved = resolveOutput(j.output, id, j.jobName, j.pass, d.opts)
@@ -576,7 +434,7 @@ func sbatchDirect(ctx context.Context, e *env, words []string, stdin io.Reader) 
 // resolveOutput is the user's --output with what is known at submission
 // filled in (%j, %J, %x, %u, %%), made absolute against the job's working
 // directory; "" when it holds patterns known only on the node.
-func resolveOutput(pattern, jobID, jobName string, cliOpts, scriptOpts []sbatchOpt) string {
+func resolveOutput(pattern, jobID, jobName string, cliOpts, scriptOpts []slurm.SbatchOpt) string {
 	var b strings.Builder
 	for i := 0; i < len(pattern); i++ {
 		c := pattern[i]
@@ -615,18 +473,18 @@ func resolveOutput(pattern, jobID, jobName string, cliOpts, scriptOpts []sbatchO
 	return absFromWorkDir(b.String(), cliOpts, scriptOpts)
 }
 
-func absFromWorkDir(p string, cliOpts, scriptOpts []sbatchOpt) string {
+func absFromWorkDir(p string, cliOpts, scriptOpts []slurm.SbatchOpt) string {
 	if filepath.IsAbs(p) {
 		return p
 	}
 	wd, _ := os.Getwd()
-	for _, opts := range [][]sbatchOpt{scriptOpts, cliOpts} { // the command line wins
+	for _, opts := range [][]slurm.SbatchOpt{scriptOpts, cliOpts} { // the command line wins
 		for _, o := range opts {
-			if o.name == "chdir" {
-				if filepath.IsAbs(o.value) {
-					wd = o.value
+			if o.Name == "chdir" {
+				if filepath.IsAbs(o.Value) {
+					wd = o.Value
 				} else {
-					wd = filepath.Join(wd, o.value)
+					wd = filepath.Join(wd, o.Value)
 				}
 			}
 		}
