@@ -164,4 +164,56 @@ var migrations = []string{
 		output          TEXT NOT NULL,
 		output_resolved TEXT NOT NULL DEFAULT ''
 	);`,
+	// 6: training curves and eval results (store/metrics.go): every point
+	// of every metric a stage's payload appended to its metrics file (keyed
+	// by the byte offset of its line, so reading a line twice stores it
+	// once), with the Slurm job, retry attempt and restart it came from; how
+	// far each metrics file was read and which job's segment it was in; the
+	// run's hyperparameters; and the eval report's gates.
+	`CREATE TABLE metric_points (
+		run_id  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage   TEXT NOT NULL,
+		name    TEXT NOT NULL,
+		off     INTEGER NOT NULL,
+		step    INTEGER,
+		value   REAL NOT NULL,
+		at      INTEGER NOT NULL,
+		job_id  TEXT NOT NULL DEFAULT '',
+		attempt INTEGER NOT NULL DEFAULT 0,
+		restart INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (run_id, stage, name, off)
+	) WITHOUT ROWID;
+	CREATE TABLE metric_files (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		path       TEXT NOT NULL,
+		stage      TEXT NOT NULL,
+		read_to    INTEGER NOT NULL,
+		bad_lines  INTEGER NOT NULL DEFAULT 0,
+		job_id     TEXT NOT NULL DEFAULT '',
+		restart    INTEGER NOT NULL DEFAULT 0,
+		done_at    INTEGER,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (run_id, path)
+	);
+	CREATE TABLE run_params (
+		run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		params TEXT NOT NULL
+	);
+	CREATE TABLE eval_reports (
+		run_id   TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		job_id   TEXT NOT NULL,
+		passed   INTEGER NOT NULL,
+		read_at  INTEGER NOT NULL
+	);
+	CREATE TABLE eval_gates (
+		run_id    TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		position  INTEGER NOT NULL,
+		metric    TEXT NOT NULL,
+		op        TEXT NOT NULL,
+		threshold REAL NOT NULL,
+		value     REAL,
+		passed    INTEGER NOT NULL,
+		reason    TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (run_id, position)
+	);`,
 }

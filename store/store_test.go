@@ -140,6 +140,9 @@ func seed(t *testing.T, db *sql.DB, v int) {
 	if v >= 2 {
 		stmts = append(stmts, `INSERT INTO metrics (run_id, stage, name, value, at) VALUES ('old-run', 'eval', 'perplexity', 7.5, 1900)`)
 	}
+	if v >= 6 {
+		stmts = append(stmts, `INSERT INTO metric_points (run_id, stage, name, off, step, value, at) VALUES ('old-run', 'train', 'loss', 0, 1, 2.5, 1900)`)
+	}
 	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -200,6 +203,15 @@ func TestMigrateFromEveryVersion(t *testing.T) {
 			}
 			if !reflect.DeepEqual(m, want) {
 				t.Errorf("metrics = %v, want %v", m, want)
+			}
+			// Training curves work on the old run.
+			if saved, err := s.SaveMetricLines(ctx, "old-run", MetricFile{Path: "/m/train.jsonl"}, MetricFile{Path: "/m/train.jsonl", Stage: "train", ReadTo: 40},
+				[]MetricPoint{{Stage: "train", Name: "loss", Offset: 20, Value: 2.25, Time: time.UnixMilli(1950)}}); err != nil || !saved {
+				t.Fatalf("SaveMetricLines = %v, %v", saved, err)
+			}
+			pts, err := s.MetricPoints(ctx, "old-run", MetricFilter{Name: "loss"})
+			if err != nil || len(pts) != 1+min(max(k-5, 0), 1) {
+				t.Errorf("loss points = %+v, %v", pts, err)
 			}
 			// And the old run keeps being tracked.
 			if _, err := s.UpdateJob(ctx, TrackedJob{RunID: "old-run", Stage: "train", JobID: "42"}, slurm.Job{ID: "42", State: slurm.StateCompleted}); err != nil {
