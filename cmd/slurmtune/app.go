@@ -59,6 +59,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reviewCommand(),
 			clusterCommand(),
 			driftCommand(),
+			metricsCommand(),
+			compareCommand(),
 		},
 	}
 }
