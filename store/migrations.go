@@ -169,7 +169,8 @@ var migrations = []string{
 	// by the byte offset of its line, so reading a line twice stores it
 	// once), with the Slurm job, retry attempt and restart it came from; how
 	// far each metrics file was read and which job's segment it was in; the
-	// run's hyperparameters; and the eval report's gates.
+	// run's hyperparameters; the eval report's gates; and every GPU sample's
+	// utilization, memory and power (the dashboard's GPU curves).
 	`CREATE TABLE metric_points (
 		run_id  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
 		stage   TEXT NOT NULL,
@@ -215,5 +216,18 @@ var migrations = []string{
 		passed    INTEGER NOT NULL,
 		reason    TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (run_id, position)
-	);`,
+	);
+	CREATE TABLE gpu_points (
+		run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage    TEXT NOT NULL,
+		host     TEXT NOT NULL,
+		gpu      INTEGER NOT NULL,
+		uuid     TEXT NOT NULL,
+		mig      TEXT NOT NULL,
+		at       INTEGER NOT NULL,
+		util     REAL,
+		mem_used INTEGER,
+		power_w  REAL,
+		PRIMARY KEY (run_id, host, gpu, uuid, mig, at)
+	) WITHOUT ROWID;`,
 }
