@@ -21,6 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
+# Headless Chromium for the dashboard's browser tests (ui/, slurmtune ui).
+if ! command -v chromium >/dev/null; then
+  echo "test: installing chromium" >&2
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+
 scripts/dev-cluster.sh up
 scripts/dev-sshd.sh up
 eval "$(scripts/dev-cluster.sh env)"

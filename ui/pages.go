@@ -277,13 +277,14 @@ func jobRows(stage string, j store.JobRecord, trs []store.Transition, current ma
 		}
 	}
 	for _, t := range trs {
-		if t.Stage != stage || t.JobID != j.JobID || t.To == state {
+		// A restart: the job is queued or running again under the same id
+		// (Slurm's restart count went up).
+		restart := strings.HasPrefix(t.Reason, "restart ") && !slurm.ParseState(t.To).Terminal()
+		if t.Stage != stage || t.JobID != j.JobID || t.To == state && !restart {
 			continue
 		}
 		flush(t.At)
-		// A restart: the job ran and is queued again (requeued) under the same id.
-		restart := (strings.HasPrefix(t.Reason, "restart ") || slurm.ParseState(t.To) == slurm.StateRequeued) && barKind(t.To) == "queued"
-		if restart && len(row.Bars) > 0 && barKind(state) == "running" {
+		if restart && len(row.Bars) > 0 {
 			rows = append(rows, row)
 			row = timelineRow{Stage: stage, JobID: j.JobID, Attempt: j.Attempt, Restart: row.Restart + 1}
 		}
@@ -304,6 +305,22 @@ func jobRows(stage string, j store.JobRecord, trs []store.Transition, current ma
 	}
 	// Slurm's own times for the current job's last run.
 	if cur, ok := current[j.JobID]; ok {
+		hasRun := slices.ContainsFunc(row.Bars, func(b timelineBar) bool { return b.Kind == "running" })
+		if !hasRun && !cur.StartedAt.IsZero() && len(row.Bars) > 0 && !cur.StartedAt.Before(row.Bars[0].From) {
+			// It ran between two looks: Slurm says when.
+			end := cur.EndedAt
+			if end.IsZero() {
+				end = now
+			}
+			var bars []timelineBar
+			for _, b := range row.Bars {
+				if b.From.Before(cur.StartedAt) {
+					b.To = minTime(b.To, cur.StartedAt)
+					bars = append(bars, b)
+				}
+			}
+			row.Bars = append(bars, timelineBar{Kind: "running", State: string(slurm.StateRunning), From: cur.StartedAt, To: end})
+		}
 		for k := len(row.Bars) - 1; k >= 0; k-- {
 			if row.Bars[k].Kind == "running" {
 				if !cur.StartedAt.IsZero() && cur.StartedAt.After(row.Bars[k].From.Add(-time.Hour)) && (k == 0 || !cur.StartedAt.Before(row.Bars[k-1].From)) {
@@ -323,6 +340,13 @@ func jobRows(stage string, j store.JobRecord, trs []store.Transition, current ma
 		row.Bars = append(row.Bars, timelineBar{Kind: barKind(state), State: state, From: since, To: later(now, since)})
 	}
 	return append(rows, row)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func later(a, b time.Time) time.Time {
