@@ -94,20 +94,8 @@ func (s *Store) SaveMetricLines(ctx context.Context, runID string, from, to Metr
 		if cur != from.ReadTo {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO metric_points (run_id, stage, name, off, step, value, at, job_id, attempt, restart)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-		if err != nil {
+		if err := insertMetricPoints(ctx, tx, runID, points); err != nil {
 			return err
-		}
-		defer stmt.Close()
-		for _, p := range points {
-			var step sql.NullInt64
-			if p.Step != nil {
-				step = sql.NullInt64{Int64: *p.Step, Valid: true}
-			}
-			if _, err := stmt.ExecContext(ctx, runID, p.Stage, p.Name, p.Offset, step, p.Value, ms(p.Time), p.JobID, p.Attempt, p.Restart); err != nil {
-				return err
-			}
 		}
 		var done sql.NullInt64
 		if to.Done {
@@ -129,6 +117,93 @@ func (s *Store) SaveMetricLines(ctx context.Context, runID string, from, to Metr
 	return saved, nil
 }
 
+// pointsPerInsert is how many points one INSERT statement carries (6
+// parameters each, well under SQLite's limit of 32,766).
+const pointsPerInsert = 500
+
+type seriesKey struct{ stage, name string }
+
+type segmentKey struct {
+	stage, job       string
+	attempt, restart int
+}
+
+// insertMetricPoints inserts points with multi-row INSERTs, their series
+// and segments looked up (or added) once each.
+func insertMetricPoints(ctx context.Context, tx *sql.Tx, runID string, points []MetricPoint) error {
+	series, segments := map[seriesKey]int64{}, map[segmentKey]int64{}
+	seriesID := func(k seriesKey) (int64, error) {
+		if id, ok := series[k]; ok {
+			return id, nil
+		}
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO metric_series (run_id, stage, name) VALUES (?, ?, ?)
+			ON CONFLICT (run_id, stage, name) DO UPDATE SET name = excluded.name RETURNING id`, runID, k.stage, k.name).Scan(&id)
+		series[k] = id
+		return id, err
+	}
+	segmentID := func(k segmentKey) (int64, error) {
+		if id, ok := segments[k]; ok {
+			return id, nil
+		}
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO metric_segments (run_id, stage, job_id, attempt, restart) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (run_id, stage, job_id, attempt, restart) DO UPDATE SET restart = excluded.restart RETURNING id`,
+			runID, k.stage, k.job, k.attempt, k.restart).Scan(&id)
+		segments[k] = id
+		return id, err
+	}
+	const head = `INSERT INTO metric_points (series, off, step, value, at, segment) VALUES `
+	const row = `(?, ?, ?, ?, ?, ?)`
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	args := make([]any, 0, 6*pointsPerInsert)
+	for len(points) > 0 {
+		n := min(len(points), pointsPerInsert)
+		args = args[:0]
+		for _, p := range points[:n] {
+			sid, err := seriesID(seriesKey{p.Stage, p.Name})
+			if err != nil {
+				return err
+			}
+			gid, err := segmentID(segmentKey{p.Stage, p.JobID, p.Attempt, p.Restart})
+			if err != nil {
+				return err
+			}
+			var step any
+			if p.Step != nil {
+				step = *p.Step
+			}
+			args = append(args, sid, p.Offset, step, p.Value, ms(p.Time), gid)
+		}
+		q := head + row + strings.Repeat(", "+row, n-1) + ` ON CONFLICT DO NOTHING`
+		var err error
+		if n == pointsPerInsert {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, q); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, q, args...)
+		}
+		if err != nil {
+			return err
+		}
+		points = points[n:]
+	}
+	return nil
+}
+
+// pointsFrom is the FROM clause of point queries: points with their series
+// and segment.
+const pointsFrom = ` FROM metric_series s JOIN metric_points p ON p.series = s.id JOIN metric_segments g ON g.id = p.segment`
+
 // MetricFilter selects points of a run; empty fields select all.
 type MetricFilter struct {
 	Stage, Name string
@@ -136,17 +211,17 @@ type MetricFilter struct {
 
 // MetricPoints lists a run's points, by stage, name and line order.
 func (s *Store) MetricPoints(ctx context.Context, runID string, f MetricFilter) ([]MetricPoint, error) {
-	q := `SELECT stage, name, off, step, value, at, job_id, attempt, restart FROM metric_points WHERE run_id = ?`
+	q := `SELECT s.stage, s.name, p.off, p.step, p.value, p.at, g.job_id, g.attempt, g.restart` + pointsFrom + ` WHERE s.run_id = ?`
 	args := []any{runID}
 	if f.Stage != "" {
-		q += ` AND stage = ?`
+		q += ` AND s.stage = ?`
 		args = append(args, f.Stage)
 	}
 	if f.Name != "" {
-		q += ` AND name = ?`
+		q += ` AND s.name = ?`
 		args = append(args, f.Name)
 	}
-	q += ` ORDER BY stage, name, off`
+	q += ` ORDER BY s.stage, s.name, p.off`
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("metrics of %s: %w", runID, err)
@@ -182,7 +257,8 @@ type MetricSeries struct {
 
 // MetricSeriesOf lists the series a run has, by stage and name.
 func (s *Store) MetricSeriesOf(ctx context.Context, runID string) ([]MetricSeries, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT stage, name, count(*) FROM metric_points WHERE run_id = ? GROUP BY stage, name ORDER BY stage, name`, runID)
+	rows, err := s.db.QueryContext(ctx, `SELECT s.stage, s.name, count(*) FROM metric_series s JOIN metric_points p ON p.series = s.id
+		WHERE s.run_id = ? GROUP BY s.id ORDER BY s.stage, s.name`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("metric series of %s: %w", runID, err)
 	}
@@ -206,8 +282,8 @@ func (s *Store) LastMetricPoints(ctx context.Context, runIDs []string, stage, na
 		var p MetricPoint
 		var step sql.NullInt64
 		var at int64
-		err := s.db.QueryRowContext(ctx, `SELECT off, step, value, at, job_id, attempt, restart FROM metric_points
-			WHERE run_id = ? AND stage = ? AND name = ? ORDER BY off DESC LIMIT 1`, id, stage, name).
+		err := s.db.QueryRowContext(ctx, `SELECT p.off, p.step, p.value, p.at, g.job_id, g.attempt, g.restart`+pointsFrom+`
+			WHERE s.run_id = ? AND s.stage = ? AND s.name = ? ORDER BY p.off DESC LIMIT 1`, id, stage, name).
 			Scan(&p.Offset, &step, &p.Value, &at, &p.JobID, &p.Attempt, &p.Restart)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue

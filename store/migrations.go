@@ -166,23 +166,36 @@ var migrations = []string{
 	);`,
 	// 6: training curves and eval results (store/metrics.go): every point
 	// of every metric a stage's payload appended to its metrics file (keyed
-	// by the byte offset of its line, so reading a line twice stores it
-	// once), with the Slurm job, retry attempt and restart it came from; how
+	// by its series and the byte offset of its line, so reading a line twice
+	// stores it once), with the segment (Slurm job, retry attempt and
+	// restart) it came from; how
 	// far each metrics file was read and which job's segment it was in; the
 	// run's hyperparameters; the eval report's gates; and every GPU sample's
 	// utilization, memory and power (the dashboard's GPU curves).
-	`CREATE TABLE metric_points (
+	`CREATE TABLE metric_series (
+		id     INTEGER PRIMARY KEY,
+		run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage  TEXT NOT NULL,
+		name   TEXT NOT NULL,
+		UNIQUE (run_id, stage, name)
+	);
+	CREATE TABLE metric_segments (
+		id      INTEGER PRIMARY KEY,
 		run_id  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
 		stage   TEXT NOT NULL,
-		name    TEXT NOT NULL,
+		job_id  TEXT NOT NULL,
+		attempt INTEGER NOT NULL,
+		restart INTEGER NOT NULL,
+		UNIQUE (run_id, stage, job_id, attempt, restart)
+	);
+	CREATE TABLE metric_points (
+		series  INTEGER NOT NULL REFERENCES metric_series(id) ON DELETE CASCADE,
 		off     INTEGER NOT NULL,
 		step    INTEGER,
 		value   REAL NOT NULL,
 		at      INTEGER NOT NULL,
-		job_id  TEXT NOT NULL DEFAULT '',
-		attempt INTEGER NOT NULL DEFAULT 0,
-		restart INTEGER NOT NULL DEFAULT 0,
-		PRIMARY KEY (run_id, stage, name, off)
+		segment INTEGER NOT NULL,
+		PRIMARY KEY (series, off)
 	) WITHOUT ROWID;
 	CREATE TABLE metric_files (
 		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

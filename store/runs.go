@@ -491,7 +491,8 @@ type RunSummary struct {
 // RunSummaries lists every run, newest first.
 func (s *Store) RunSummaries(ctx context.Context) ([]RunSummary, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT r.id, r.name, r.state, r.cancelled, r.created_at, r.ended_at,
-		(SELECT value FROM metric_points m WHERE m.run_id = r.id AND m.stage = 'train' AND m.name = 'loss' ORDER BY m.off DESC LIMIT 1),
+		(SELECT p.value FROM metric_series s JOIN metric_points p ON p.series = s.id
+			WHERE s.run_id = r.id AND s.stage = 'train' AND s.name = 'loss' ORDER BY p.off DESC LIMIT 1),
 		e.passed
 		FROM runs r LEFT JOIN eval_reports e ON e.run_id = r.id ORDER BY r.created_at DESC, r.id DESC`)
 	if err != nil {

@@ -141,7 +141,9 @@ func seed(t *testing.T, db *sql.DB, v int) {
 		stmts = append(stmts, `INSERT INTO metrics (run_id, stage, name, value, at) VALUES ('old-run', 'eval', 'perplexity', 7.5, 1900)`)
 	}
 	if v >= 6 {
-		stmts = append(stmts, `INSERT INTO metric_points (run_id, stage, name, off, step, value, at) VALUES ('old-run', 'train', 'loss', 0, 1, 2.5, 1900)`)
+		stmts = append(stmts, `INSERT INTO metric_series (id, run_id, stage, name) VALUES (1, 'old-run', 'train', 'loss')`,
+			`INSERT INTO metric_segments (id, run_id, stage, job_id, attempt, restart) VALUES (1, 'old-run', 'train', '42', 1, 0)`,
+			`INSERT INTO metric_points (series, off, step, value, at, segment) VALUES (1, 0, 1, 2.5, 1900, 1)`)
 	}
 	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {

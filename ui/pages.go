@@ -79,15 +79,32 @@ type runRow struct {
 	Stages          []store.Stage
 }
 
+// runCells is a row of the runs page as text, formatted up front: the page
+// template then only escapes.
+type runCells struct {
+	ID, Name, State, StateClass, Created, Loss, Eval string
+	Stages                                           []chip
+}
+
+type chip struct{ Name, Class, Title string }
+
 type runsView struct {
 	Rows      []runRow
+	Cells     []runCells
 	Total     int
+	Matched   int
 	Q, State  string
 	Sort, Dir string
 	States    []string
 	LiveAt    time.Time
 	LiveError string
+	// Limit rows a page (0: all); Page counts from 1.
+	Limit, Page, From, To int
+	Prev, Next            string
 }
+
+// defaultPageRows is how many runs the runs page shows at once.
+const defaultPageRows = 100
 
 // runRows lists the runs, live states applied, filtered by q (in name or
 // id) and state, sorted by key (created, name, state, loss) and dir.
@@ -150,6 +167,51 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	v.Matched = len(v.Rows)
+	v.Limit, v.Page = defaultPageRows, 1
+	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && l >= 0 {
+		v.Limit = l
+	}
+	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && p > 1 {
+		v.Page = p
+	}
+	rows := v.Rows
+	if v.Limit > 0 {
+		from := min((v.Page-1)*v.Limit, len(rows))
+		to := min(from+v.Limit, len(rows))
+		rows = rows[from:to]
+		v.From, v.To = from+1, to
+		page := func(n int) string {
+			q := r.URL.Query()
+			q.Set("page", strconv.Itoa(n))
+			q.Set("limit", strconv.Itoa(v.Limit))
+			return "/?" + q.Encode()
+		}
+		if from > 0 {
+			v.Prev = page(v.Page - 1)
+		}
+		if to < len(v.Rows) {
+			v.Next = page(v.Page + 1)
+		}
+	} else {
+		v.From, v.To = 1, len(rows)
+	}
+	v.Cells = make([]runCells, 0, len(rows))
+	for _, row := range rows {
+		c := runCells{ID: row.ID, Name: row.Name, State: row.State, StateClass: "state state-" + strings.ToLower(row.State),
+			Created: row.Created.UTC().Format("2006-01-02 15:04:05Z"), Loss: "–", Eval: "–"}
+		if row.Loss != nil {
+			c.Loss = strconv.FormatFloat(*row.Loss, 'g', 5, 64)
+		}
+		if row.Eval != nil {
+			c.Eval = map[bool]string{true: "PASS", false: "FAIL"}[*row.Eval]
+		}
+		for _, st := range row.Stages {
+			c.Stages = append(c.Stages, chip{st.Name, "chip state-" + strings.ToLower(st.State), st.Name + ": " + st.State})
+		}
+		v.Cells = append(v.Cells, c)
+	}
+	v.Rows = nil
 	s.render(w, "runs.html", v)
 }
 
@@ -309,7 +371,11 @@ func jobRows(stage string, j store.JobRecord, trs []store.Transition, current ma
 		if !hasRun && !cur.StartedAt.IsZero() && len(row.Bars) > 0 && !cur.StartedAt.Before(row.Bars[0].From) {
 			// It ran between two looks: Slurm says when.
 			end := cur.EndedAt
-			if end.IsZero() {
+			switch {
+			case !end.IsZero():
+			case slurm.ParseState(cur.State).Terminal():
+				end = later(row.Bars[len(row.Bars)-1].To, cur.StartedAt) // when slurmtune saw it end
+			default:
 				end = now
 			}
 			var bars []timelineBar
@@ -742,13 +808,13 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 	for _, run := range runs {
 		row := compareRow{Run: run, Params: map[string]string{}}
 		row.State, _ = s.overlay(run.Cancelled, run.Stages)
-		pts, err := s.o.Store.MetricPoints(ctx, run.ID, store.MetricFilter{Stage: "train", Name: "loss"})
+		last, err := s.o.Store.LastMetricPoints(ctx, []string{run.ID}, "train", "loss")
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		if len(pts) > 0 {
-			row.Loss = &pts[len(pts)-1].Value
+		if p, ok := last[run.ID]; ok {
+			row.Loss = &p.Value
 		}
 		if row.Eval, err = s.o.Store.EvalReport(ctx, run.ID); err != nil {
 			s.fail(w, err)

@@ -45,6 +45,7 @@ type Store interface {
 	RunJobs(ctx context.Context, runID string) ([]store.JobRecord, error)
 	Transitions(ctx context.Context, runID string) ([]store.Transition, error)
 	MetricPoints(ctx context.Context, runID string, f store.MetricFilter) ([]store.MetricPoint, error)
+	LastMetricPoints(ctx context.Context, runIDs []string, stage, name string) (map[string]store.MetricPoint, error)
 	MetricSeriesOf(ctx context.Context, runID string) ([]store.MetricSeries, error)
 	EvalReport(ctx context.Context, runID string) (*store.EvalRecord, error)
 	GPUPoints(ctx context.Context, runID string) ([]store.GPUPoint, error)

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/slurmtune/slurmtune/eval"
 	"github.com/slurmtune/slurmtune/slurm"
@@ -38,56 +42,152 @@ const (
 
 // metricsLine is what one line of a metrics file says.
 type metricsLine struct {
-	marker *struct {
-		Job     string `json:"job"`
-		Restart int    `json:"restart"`
-		Time    int64  `json:"time"`
-	}
+	marker *segmentMarker
 	step   *int64
 	at     time.Time
-	values map[string]float64
+	values []namedValue
 }
 
-// parseMetricsLine reads one line of the metrics contract: a JSON object
-// whose "step" (integer) and "time" (unix seconds) are optional and whose
-// every other finite number is a metric; other values are ignored. ok is
-// false when the line is not a JSON object.
-func parseMetricsLine(b []byte) (l metricsLine, ok bool) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {
+// segmentMarker is the line a stage's script appends at each start of its
+// job: {"slurmtune":{"job":"ID","restart":N,"time":T}}.
+type segmentMarker struct {
+	Job     string
+	Restart int
+}
+
+type namedValue struct {
+	name  string
+	value float64
+}
+
+// lineParser reads lines of the metrics contract with one reused
+// streaming decoder (a metrics file can have millions of lines).
+type lineParser struct {
+	r     bytes.Reader
+	dec   *jsontext.Decoder
+	names map[string]string // interned metric names
+}
+
+func newLineParser() *lineParser {
+	p := &lineParser{names: map[string]string{}}
+	p.dec = jsontext.NewDecoder(&p.r)
+	return p
+}
+
+// parse reads one line: a JSON object whose "step" (integer) and "time"
+// (unix seconds) are optional and whose every other number is a metric;
+// other values are ignored. ok is false when the line is not one JSON
+// object.
+func (p *lineParser) parse(b []byte) (l metricsLine, ok bool) {
+	p.r.Reset(b)
+	p.dec.Reset(&p.r)
+	if t, err := p.dec.ReadToken(); err != nil || t.Kind() != '{' {
 		return l, false
 	}
-	if m, has := raw["slurmtune"]; has {
-		if err := json.Unmarshal(m, &l.marker); err != nil || l.marker == nil {
+	for p.dec.PeekKind() != '}' {
+		nt, err := p.dec.ReadToken()
+		if err != nil {
 			return l, false
 		}
-		return l, true
-	}
-	l.values = map[string]float64{}
-	for k, v := range raw {
-		var fp *float64
-		if json.Unmarshal(v, &fp) != nil || fp == nil || math.IsNaN(*fp) || math.IsInf(*fp, 0) {
-			continue // not a number: not a metric
-		}
-		f := *fp
-		switch k {
-		case "step":
-			if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-				n := int64(f)
-				l.step = &n
+		name := nt.String()
+		switch kind := p.dec.PeekKind(); {
+		case name == "slurmtune" && kind != '{':
+			return l, false // the key is slurmtune's own
+		case name == "slurmtune":
+			m, ok := p.marker()
+			if !ok {
+				return l, false
 			}
-		case "time":
-			if f > 0 && f < 1e11 {
-				sec, frac := math.Modf(f)
-				l.at = time.Unix(int64(sec), int64(frac*1e9)).UTC()
+			l.marker = m
+		case kind == '0':
+			vt, err := p.dec.ReadToken()
+			if err != nil {
+				return l, false
 			}
+			p.number(&l, name, vt.Float())
 		default:
-			if k != "" && len(k) <= maxMetricName {
-				l.values[k] = f
+			if err := p.dec.SkipValue(); err != nil {
+				return l, false
 			}
 		}
+	}
+	if _, err := p.dec.ReadToken(); err != nil { // the closing brace
+		return l, false
+	}
+	if _, err := p.dec.ReadToken(); err != io.EOF {
+		return l, false // more after the object
+	}
+	if l.marker != nil {
+		l.values, l.step, l.at = nil, nil, time.Time{}
 	}
 	return l, true
+}
+
+func (p *lineParser) number(l *metricsLine, name string, f float64) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return
+	}
+	switch name {
+	case "step":
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			n := int64(f)
+			l.step = &n
+		}
+	case "time":
+		if f > 0 && f < 1e11 {
+			sec, frac := math.Modf(f)
+			l.at = time.Unix(int64(sec), int64(frac*1e9)).UTC()
+		}
+	default:
+		if name == "" || len(name) > maxMetricName {
+			return
+		}
+		if in, ok := p.names[name]; ok {
+			name = in
+		} else if len(p.names) < 10000 {
+			p.names[name] = name
+		}
+		l.values = append(l.values, namedValue{name, f})
+	}
+}
+
+// marker reads the segment marker object.
+func (p *lineParser) marker() (*segmentMarker, bool) {
+	if _, err := p.dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	m := &segmentMarker{}
+	for p.dec.PeekKind() != '}' {
+		nt, err := p.dec.ReadToken()
+		if err != nil {
+			return nil, false
+		}
+		key := nt.String() // the token is void after the next read
+		vt, err := p.dec.ReadToken()
+		if err != nil {
+			return nil, false
+		}
+		switch key {
+		case "job":
+			if vt.Kind() != '"' {
+				return nil, false
+			}
+			m.Job = vt.String()
+		case "restart":
+			if vt.Kind() != '0' {
+				return nil, false
+			}
+			m.Restart = int(vt.Int())
+		default:
+			if k := vt.Kind(); k == '{' || k == '[' {
+				return nil, false
+			}
+		}
+	}
+	if _, err := p.dec.ReadToken(); err != nil {
+		return nil, false
+	}
+	return m, true
 }
 
 // ingestRun reads what is new for one run: its stages' metrics files, its
@@ -165,8 +265,9 @@ func ingestMetricsFile(ctx context.Context, st *store.Store, fsys slurm.FileSyst
 // time.
 func readMetricsFile(ctx context.Context, fsys slurm.FileSystem, s store.Stage, from store.MetricFile, attempts map[string]int, now time.Time) (to store.MetricFile, points []store.MetricPoint, done bool, err error) {
 	to = from
+	lp := newLineParser()
 	next, skipped, done, err := readNewLines(ctx, fsys, from.Path, from.ReadTo, metricsReadBudget, func(off int64, b []byte) {
-		l, ok := parseMetricsLine(b)
+		l, ok := lp.parse(b)
 		if !ok {
 			to.Bad++
 			return
@@ -183,8 +284,8 @@ func readMetricsFile(ctx context.Context, fsys slurm.FileSystem, s store.Stage, 
 		if job == "" {
 			job = s.JobID // a file from before segment markers
 		}
-		for name, v := range l.values {
-			points = append(points, store.MetricPoint{Stage: s.Name, Name: name, Offset: off, Step: l.step, Value: v, Time: at,
+		for _, v := range l.values {
+			points = append(points, store.MetricPoint{Stage: s.Name, Name: v.name, Offset: off, Step: l.step, Value: v.value, Time: at,
 				JobID: job, Attempt: attempts[job], Restart: to.Restart})
 		}
 	})

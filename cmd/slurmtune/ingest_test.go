@@ -12,16 +12,17 @@ import (
 )
 
 func TestParseMetricsLine(t *testing.T) {
-	l, ok := parseMetricsLine([]byte(`{"step": 3, "time": 1700000000.5, "loss": 2.5, "note": "x", "nan": null, "epoch": 0.1}`))
-	if !ok || l.marker != nil || *l.step != 3 || l.at.UnixMilli() != 1700000000500 || len(l.values) != 2 || l.values["loss"] != 2.5 {
+	p := newLineParser()
+	l, ok := p.parse([]byte(`{"step": 3, "time": 1700000000.5, "loss": 2.5, "note": "x", "nan": null, "nested": {"a": 1}, "epoch": 0.1}`))
+	if !ok || l.marker != nil || *l.step != 3 || l.at.UnixMilli() != 1700000000500 || len(l.values) != 2 || l.values[0] != (namedValue{"loss", 2.5}) || l.values[1].name != "epoch" {
 		t.Errorf("line = %+v, %v", l, ok)
 	}
-	l, ok = parseMetricsLine([]byte(`{"slurmtune":{"job":"12","restart":1,"time":5}}`))
+	l, ok = p.parse([]byte(`{"slurmtune":{"job":"12","restart":1,"time":5}}`))
 	if !ok || l.marker == nil || l.marker.Job != "12" || l.marker.Restart != 1 {
 		t.Errorf("marker = %+v, %v", l, ok)
 	}
-	for _, bad := range []string{`[1,2]`, `nope`, `"s"`, `{"slurmtune": 3}`} {
-		if _, ok := parseMetricsLine([]byte(bad)); ok {
+	for _, bad := range []string{`[1,2]`, `nope`, `"s"`, `{"slurmtune": 3}`, `{"loss": 1} {"loss": 2}`, `{"loss": 1, "loss": 2}`, `{"loss": 1`} {
+		if _, ok := p.parse([]byte(bad)); ok {
 			t.Errorf("%s parsed", bad)
 		}
 	}
