@@ -230,22 +230,31 @@ func (s *Store) MetricPoints(ctx context.Context, runID string, f MetricFilter) 
 	var out []MetricPoint
 	for rows.Next() {
 		var p MetricPoint
-		var step sql.NullInt64
-		var at int64
-		if err := rows.Scan(&p.Stage, &p.Name, &p.Offset, &step, &p.Value, &at, &p.JobID, &p.Attempt, &p.Restart); err != nil {
+		if err := scanPoint(rows, &p, &p.Stage, &p.Name); err != nil {
 			return nil, err
 		}
-		if step.Valid {
-			v := step.Int64
-			p.Step = &v
-		}
-		p.Time = time.UnixMilli(at).UTC()
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("metrics of %s: %w", runID, err)
 	}
 	return out, nil
+}
+
+// scanPoint reads [lead...,] off, step, value, at, job_id, attempt, restart
+// into p.
+func scanPoint(row interface{ Scan(...any) error }, p *MetricPoint, lead ...any) error {
+	var step sql.NullInt64
+	var at int64
+	if err := row.Scan(append(lead, &p.Offset, &step, &p.Value, &at, &p.JobID, &p.Attempt, &p.Restart)...); err != nil {
+		return err
+	}
+	if step.Valid {
+		v := step.Int64
+		p.Step = &v
+	}
+	p.Time = time.UnixMilli(at).UTC()
+	return nil
 }
 
 // MetricSeries names one stored series: a stage's metric and its count.
@@ -279,22 +288,14 @@ func (s *Store) MetricSeriesOf(ctx context.Context, runID string) ([]MetricSerie
 func (s *Store) LastMetricPoints(ctx context.Context, runIDs []string, stage, name string) (map[string]MetricPoint, error) {
 	out := map[string]MetricPoint{}
 	for _, id := range runIDs {
-		var p MetricPoint
-		var step sql.NullInt64
-		var at int64
-		err := s.db.QueryRowContext(ctx, `SELECT p.off, p.step, p.value, p.at, g.job_id, g.attempt, g.restart`+pointsFrom+`
-			WHERE s.run_id = ? AND s.stage = ? AND s.name = ? ORDER BY p.off DESC LIMIT 1`, id, stage, name).
-			Scan(&p.Offset, &step, &p.Value, &at, &p.JobID, &p.Attempt, &p.Restart)
+		p := MetricPoint{Stage: stage, Name: name}
+		err := scanPoint(s.db.QueryRowContext(ctx, `SELECT p.off, p.step, p.value, p.at, g.job_id, g.attempt, g.restart`+pointsFrom+`
+			WHERE s.run_id = ? AND s.stage = ? AND s.name = ? ORDER BY p.off DESC LIMIT 1`, id, stage, name), &p)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("last %s of %s: %w", name, id, err)
-		}
-		p.Stage, p.Name, p.Time = stage, name, time.UnixMilli(at).UTC()
-		if step.Valid {
-			v := step.Int64
-			p.Step = &v
 		}
 		out[id] = p
 	}

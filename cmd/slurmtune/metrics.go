@@ -57,43 +57,35 @@ func metricsCommand() *cli.Command {
 	}
 }
 
-type metricPointJSON struct {
-	Stage   string    `json:"stage"`
-	Name    string    `json:"name"`
-	Step    *int64    `json:"step"`
-	Value   float64   `json:"value"`
-	Time    time.Time `json:"time"`
-	JobID   string    `json:"job_id"`
-	Attempt int       `json:"attempt"`
-	Restart int       `json:"restart"`
-}
-
 type metricsJSON struct {
 	Run    string               `json:"run"`
 	Name   string               `json:"name"`
 	State  string               `json:"state"`
-	Points []metricPointJSON    `json:"points"`
+	Points []store.MetricPoint  `json:"points"`
 	Eval   *store.EvalRecord    `json:"eval"`
 	Series []store.MetricSeries `json:"series"`
 }
 
-// refreshRun syncs with Slurm and reads what is new for one run, unless
-// noSync; it returns the run as the database then has it.
-func refreshRun(ctx context.Context, e *env, st *store.Store, r *store.Run, noSync bool) (*store.Run, error) {
+// refreshRuns syncs with Slurm and reads what is new for the runs, unless
+// noSync; it returns the runs as the database then has them.
+func refreshRuns(ctx context.Context, e *env, st *store.Store, runs []*store.Run, noSync bool) ([]*store.Run, error) {
 	if noSync {
-		return r, nil
+		return runs, nil
 	}
 	cs := newClusterSet(e, st)
 	defer cs.close()
 	if _, err := cs.refresh(ctx); err != nil {
 		e.log.Warn("could not refresh from Slurm; showing the last known state", "err", err)
 	}
-	r, err := st.GetRun(ctx, r.ID)
-	if err != nil {
-		return nil, err
+	out := make([]*store.Run, len(runs))
+	for i, r := range runs {
+		var err error
+		if out[i], err = st.GetRun(ctx, r.ID); err != nil {
+			return nil, err
+		}
 	}
-	ingestRuns(ctx, e, st, cs, []*store.Run{r})
-	return r, nil
+	ingestRuns(ctx, e, st, cs, out)
+	return out, nil
 }
 
 func showMetrics(ctx context.Context, e *env, o metricsOptions) error {
@@ -106,17 +98,19 @@ func showMetrics(ctx context.Context, e *env, o metricsOptions) error {
 	if err != nil {
 		return err
 	}
-	if r, err = refreshRun(ctx, e, st, r, o.noSync); err != nil {
+	runs, err := refreshRuns(ctx, e, st, []*store.Run{r}, o.noSync)
+	if err != nil {
 		return err
 	}
+	r = runs[0]
 	pts, err := st.MetricPoints(ctx, r.ID, store.MetricFilter{Stage: o.stage, Name: o.name})
 	if err != nil {
 		return err
 	}
-	out := metricsJSON{Run: r.ID, Name: r.Name, State: r.State, Points: make([]metricPointJSON, 0, len(pts))}
-	for _, p := range pts {
-		out.Points = append(out.Points, metricPointJSON{p.Stage, p.Name, p.Step, p.Value, p.Time, p.JobID, p.Attempt, p.Restart})
+	if pts == nil {
+		pts = []store.MetricPoint{}
 	}
+	out := metricsJSON{Run: r.ID, Name: r.Name, State: r.State, Points: pts}
 	if out.Series, err = st.MetricSeriesOf(ctx, r.ID); err != nil {
 		return err
 	}
@@ -139,7 +133,7 @@ func showMetrics(ctx context.Context, e *env, o metricsOptions) error {
 	return writeMetricsText(e.stdout, out)
 }
 
-func writeMetricsCSV(w io.Writer, pts []metricPointJSON) error {
+func writeMetricsCSV(w io.Writer, pts []store.MetricPoint) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"stage", "name", "step", "time", "value", "job_id", "attempt", "restart"})
 	for _, p := range pts {
@@ -262,19 +256,9 @@ func compareRuns(ctx context.Context, e *env, o compareOptions) error {
 		}
 		runs = append(runs, r)
 	}
-	if !o.noSync {
-		cs := newClusterSet(e, st)
-		if _, err := cs.refresh(ctx); err != nil {
-			e.log.Warn("could not refresh from Slurm; showing the last known state", "err", err)
-		}
-		for i, r := range runs {
-			if runs[i], err = st.GetRun(ctx, r.ID); err != nil {
-				cs.close()
-				return err
-			}
-		}
-		ingestRuns(ctx, e, st, cs, runs)
-		cs.close()
+	runs, err = refreshRuns(ctx, e, st, runs, o.noSync)
+	if err != nil {
+		return err
 	}
 	out, err := buildComparison(ctx, st, runs)
 	if err != nil {

@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/slurm/slurmtest"
+	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/ui/uitest"
 )
 
 type metricsOut struct {
-	Run    string            `json:"run"`
-	Points []metricPointJSON `json:"points"`
+	Run    string              `json:"run"`
+	Points []store.MetricPoint `json:"points"`
 	Eval   *struct {
 		Passed bool `json:"passed"`
 		Gates  []struct {
@@ -97,7 +98,7 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 	subB := submitTiny(t, db, filepath.Join(tmp, "runs"), append(preemptibleSets(steps), "train.hyperparameters.lr=0.01")...)
 	waitLog(t, db, subA.Run, "checkpoint step 20", 3*time.Minute)
 	slurmtest.Run(t, "scancel", "--signal=USR2", "--batch", subA.Jobs["train"])
-	startAfterRequeue(t, subA.Jobs["train"])
+	startNow(t, subA.Jobs["train"])
 	a := waitEnded(t, db, subA.Run, 6*time.Minute).Runs[0]
 	b := waitEnded(t, db, subB.Run, 6*time.Minute).Runs[0]
 	if a.State != "SUCCEEDED" || b.State != "SUCCEEDED" {
@@ -194,6 +195,18 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 		t.Errorf("status table lacks loss/eval:\n%s", table)
 	}
 
+	// GPU samples as the exporter writes them on a GPU node (the dev
+	// cluster has none), read by `slurmtune gpu` into SQLite.
+	samples := utilSamples("gpu-node9", subB.Jobs["train"], 2, 12, time.Now().Add(-time.Minute), 70)
+	for i := range samples {
+		w := 250 + float64(i)
+		samples[i].PowerW = &w
+	}
+	writeSamples(t, filepath.Join(b.RunDir, "gpu", "samples-gpu-node9.jsonl"), samples, "")
+	if g := slurmtune(t, db, "gpu", subB.Run, "--json", "--no-sync"); g.code != 0 || !gpuJSONOf(t, g.stdout).Telemetry {
+		t.Fatalf("gpu: exit %d %s\n%s", g.code, g.stdout, g.stderr)
+	}
+
 	// The dashboard, in a real browser.
 	before := dbDigest(t, db)
 	url := startUI(t, db)
@@ -235,6 +248,11 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 	if c := p.Charts["loss"]; c.State != "drawn" || fmt.Sprint(c.Points) != fmt.Sprint([]int{steps}) {
 		t.Errorf("run B loss chart %+v", c)
 	}
+	for _, id := range []string{"gpu_util", "gpu_mem", "gpu_power"} {
+		if c := p.Charts[id]; c.State != "drawn" || fmt.Sprint(c.Points) != "[12 12]" || !strings.Contains(c.Labels[0], "gpu-node9 GPU 0") {
+			t.Errorf("run B chart %s: %+v, want 12 points for each of 2 GPUs", id, c)
+		}
+	}
 	p = br.Load(t, url+"/compare?run="+subA.Run+"&run="+subB.Run, filepath.Join(dir, "compare.png"))
 	if c := p.Charts["compare_loss"]; c.State != "drawn" || fmt.Sprint(c.Points) != fmt.Sprint([]int{steps, steps}) {
 		t.Errorf("compare chart %+v, want %d points for each run", c, steps)
@@ -245,24 +263,6 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 	if after := dbDigest(t, db); after != before {
 		t.Errorf("the dashboard changed the database")
 	}
-}
-
-// startAfterRequeue is startNow a little after the requeue: slurmctld
-// revokes the job's credential at the requeue, with a one-second clock, and
-// kills a restart in that same second ("Job credential revoked").
-func startAfterRequeue(t *testing.T, job string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		out, _ := exec.Command("squeue", "-h", "-j", job, "-o", "%T %r").Output()
-		if strings.HasPrefix(string(out), "PENDING BeginTime") {
-			time.Sleep(2 * time.Second)
-			slurmtest.Run(t, "scontrol", "update", "JobId="+job, "StartTime=now")
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("job %s was not requeued (pending, waiting for its begin time) within 2 minutes", job)
 }
 
 // dbDigest hashes the database file and its WAL.
