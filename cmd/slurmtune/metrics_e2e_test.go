@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -96,6 +97,9 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 	const steps = 60
 	subA := submitTiny(t, db, filepath.Join(tmp, "runs"), preemptibleSets(steps)...)
 	subB := submitTiny(t, db, filepath.Join(tmp, "runs"), append(preemptibleSets(steps), "train.hyperparameters.lr=0.01")...)
+	// While the jobs are live, the dashboard asks Slurm (read-only) for their states.
+	liveURL := startUI(t, db, "--interval", "1s")
+	waitLive(t, liveURL, subA.Jobs["train"])
 	waitLog(t, db, subA.Run, "checkpoint step 20", 3*time.Minute)
 	slurmtest.Run(t, "scancel", "--signal=USR2", "--batch", subA.Jobs["train"])
 	startNow(t, subA.Jobs["train"])
@@ -263,6 +267,32 @@ func TestE2EMetricsCompareAndDashboard(t *testing.T) {
 	if after := dbDigest(t, db); after != before {
 		t.Errorf("the dashboard changed the database")
 	}
+}
+
+// waitLive waits until the dashboard's runs page says it refreshed from
+// Slurm and its runs API shows the job in a live state.
+func waitLive(t *testing.T, url, job string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		page, runs := httpGet(t, url+"/"), httpGet(t, url+"/api/runs")
+		if strings.Contains(page, "live from Slurm at") && strings.Contains(runs, `"job_id":"`+job+`","state":"RUNNING"`) {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Errorf("the dashboard never showed job %s live from Slurm:\n%s", job, httpGet(t, url+"/api/runs"))
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // dbDigest hashes the database file and its WAL.
