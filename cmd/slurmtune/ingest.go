@@ -35,7 +35,9 @@ import (
 // threshold and verdict.
 
 const (
-	metricsReadBudget = 64 << 20
+	// metricsReadBudget is how much of a metrics file is read into one
+	// transaction; a longer backlog takes several.
+	metricsReadBudget = 4 << 20
 	// maxMetricName: longer keys are not metrics.
 	maxMetricName = 200
 )
