@@ -44,10 +44,6 @@ var funcs = template.FuncMap{
 	},
 	"lower": strings.ToLower,
 	"list":  func(s ...string) []string { return s },
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
 }
 
 // overlay applies the last live refresh to a run's stages and state.
