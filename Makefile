@@ -3,12 +3,18 @@
 GO        ?= go
 BIN       := bin/slurmtune
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
-.PHONY: build test test-unit demo cluster-up cluster-down cluster-status sshd-up sshd-down fuzz bench lint clean
+.PHONY: build release test test-unit demo cluster-up cluster-down cluster-status sshd-up sshd-down fuzz bench lint clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slurmtune
+
+# Portable builds for linux/amd64 and linux/arm64 (glibc 2.17), tarballs and
+# SHA256SUMS in dist/ (scripts/release/build.sh says how).
+release:
+	VERSION=$(VERSION) GO=$(GO) scripts/release/build.sh
 
 # Every test, against the real dev cluster, a real sshd and real SQLite files.
 test:
@@ -49,4 +55,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -28,7 +28,8 @@ type FieldError struct {
 func (e *FieldError) Error() string {
 	if e.Pos.Line == 0 {
 		if e.Pos.Set != "" {
-			return fmt.Sprintf("%s: --set %s: %s", e.File, e.Pos.Set, e.Msg)
+			// Messages start with their key: say it once.
+			return fmt.Sprintf("%s: --set %s: %s", e.File, e.Pos.Set, strings.TrimPrefix(e.Msg, e.Pos.Set+": "))
 		}
 		return fmt.Sprintf("%s: %s", e.File, e.Msg)
 	}

@@ -69,7 +69,7 @@ func TestDeepSpeedInvalid(t *testing.T) {
 				`:12:24: train.deepspeed.fp16.hysteresis: must be at least 1, not 0`,
 			}},
 		{"set by --set", "", []string{"train.deepspeed.zero_stage=2", "train.deepspeed.offload_param.device=cpu"},
-			[]string{`: --set train.deepspeed.offload_param.device: train.deepspeed.offload_param.device: parameter offload needs ZeRO stage 3; stage is 2`}},
+			[]string{`: --set train.deepspeed.offload_param.device: parameter offload needs ZeRO stage 3; stage is 2`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,20 +277,20 @@ func TestLaunchSettingsInvalid(t *testing.T) {
 		sets []string
 		want string // after "p.yaml"
 	}{
-		{"signal", []string{"train.signal=TERM"}, `: --set train.signal: train.signal: must be one of USR1, USR2, HUP, URG, XCPU, WINCH, not "TERM" (TERM and INT are how Slurm ends a job)`},
-		{"grace", []string{"train.signal_grace=5"}, `: --set train.signal_grace: train.signal_grace: must be between 10 and 65535 seconds, not 5`},
+		{"signal", []string{"train.signal=TERM"}, `: --set train.signal: must be one of USR1, USR2, HUP, URG, XCPU, WINCH, not "TERM" (TERM and INT are how Slurm ends a job)`},
+		{"grace", []string{"train.signal_grace=5"}, `: --set train.signal_grace: must be between 10 and 65535 seconds, not 5`},
 		{"grace above the time limit", []string{"train.preemptible=true", "train.time=2", "train.signal_grace=120"},
-			`: --set train.signal_grace: train.signal_grace: 120 s is not shorter than train.time (00:02:00): the job would be signalled as it starts`},
-		{"restarts", []string{"train.max_restarts=-1"}, `: --set train.max_restarts: train.max_restarts: must not be negative`},
-		{"port", []string{"train.master_port_base=80"}, `: --set train.master_port_base: train.master_port_base: must be between 1024 and 65000, not 80`},
-		{"interface", []string{"train.network.interface=eth0; rm"}, `: --set train.network.interface: train.network.interface: "eth0; rm" is not a network interface name (or NCCL/Gloo interface list)`},
+			`: --set train.signal_grace: 120 s is not shorter than train.time (00:02:00): the job would be signalled as it starts`},
+		{"restarts", []string{"train.max_restarts=-1"}, `: --set train.max_restarts: must not be negative`},
+		{"port", []string{"train.master_port_base=80"}, `: --set train.master_port_base: must be between 1024 and 65000, not 80`},
+		{"interface", []string{"train.network.interface=eth0; rm"}, `: --set train.network.interface: "eth0; rm" is not a network interface name (or NCCL/Gloo interface list)`},
 		{"interface and env", []string{"train.network.interface=ib0", "environment.env.NCCL_SOCKET_IFNAME=eth0"},
-			`: --set environment.env.NCCL_SOCKET_IFNAME: environment.env.NCCL_SOCKET_IFNAME: "eth0" differs from train.network.interface "ib0"; set one or the other`},
+			`: --set environment.env.NCCL_SOCKET_IFNAME: "eth0" differs from train.network.interface "ib0"; set one or the other`},
 		{"container runtime", []string{"environment.container.runtime=docker", "environment.container.image=x.sif"},
-			`: --set environment.container.runtime: environment.container.runtime: must be apptainer or pyxis, not "docker"`},
+			`: --set environment.container.runtime: must be apptainer or pyxis, not "docker"`},
 		{"container image", []string{"environment.container.runtime=pyxis"}, `: --set environment.container.runtime: environment.container.image: the container image is required`},
-		{"tasks per GPU", []string{"train.tasks_per_node=2"}, `: --set train.tasks_per_node: train.tasks_per_node: the deepspeed launcher starts one rank per GPU: tasks_per_node (2) must equal gpus_per_node (4)`},
-		{"checkpoint", []string{"train.checkpoint.every_steps=-5"}, `: --set train.checkpoint.every_steps: train.checkpoint.every_steps: must not be negative`},
+		{"tasks per GPU", []string{"train.tasks_per_node=2"}, `: --set train.tasks_per_node: the deepspeed launcher starts one rank per GPU: tasks_per_node (2) must equal gpus_per_node (4)`},
+		{"checkpoint", []string{"train.checkpoint.every_steps=-5"}, `: --set train.checkpoint.every_steps: must not be negative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Pipeline struct {
 	Eval        Eval        `yaml:"eval"`
 	Deploy      Deploy      `yaml:"deploy"`
 	Monitor     Monitor     `yaml:"monitor,omitempty"`
+	Notify      Notify      `yaml:"notify,omitempty"`
 	Environment Environment `yaml:"environment"`
 
 	// File is the pipeline file's absolute path; Dir its directory.
@@ -59,9 +61,10 @@ type Cluster struct {
 	Partition string `yaml:"partition"`
 	Account   string `yaml:"account"`
 	QOS       string `yaml:"qos"`
-	// Slurmtune is the slurmtune binary as the compute nodes see it. The
+	// Slurmtune is the slurmtune binary as the compute nodes see it, or
+	// "upload" (copy this binary into the workdir before submitting). The
 	// default is this binary's own path for the local transport and
-	// "slurmtune" (on PATH) otherwise.
+	// upload otherwise.
 	Slurmtune string  `yaml:"slurmtune"`
 	SSH       SSHConf `yaml:"ssh"`
 	REST      REST    `yaml:"rest"`
@@ -318,6 +321,16 @@ type Monitor struct {
 	Window          Duration   `yaml:"window,omitempty"`
 }
 
+// Notify is the notify section: a webhook that gets a JSON event when a
+// run ends, a gate fails, a job is preempted or drift is found.
+type Notify struct {
+	Webhook string   `yaml:"webhook,omitempty"`
+	On      []string `yaml:"on,omitempty"`
+}
+
+// NotifyEvents are the events notify.on may name; all of them by default.
+var NotifyEvents = []string{"succeeded", "failed", "gate_failed", "preempted", "drift"}
+
 // PSIMonitor is monitor.psi: the PSI levels of the prompt drift checks.
 type PSIMonitor struct {
 	Warn  float64 `yaml:"warn,omitempty"`
@@ -560,8 +573,8 @@ func (p *Pipeline) applyDefaults() {
 	def(&p.Train.StageCommon, 1, 2048, time.Hour)
 	def(&p.Eval.StageCommon, 1, 1024, 30*time.Minute)
 	def(&p.Deploy.StageCommon, 1, 512, 10*time.Minute)
-	if p.Train.Nodes == 0 {
-		p.Train.Nodes = 1
+	if _, given := p.Pos["train.nodes"]; p.Train.Nodes == 0 && !given {
+		p.Train.Nodes = 1 // unset; an explicit 0 is refused by validate
 	}
 	if p.Train.TasksPerNode == 0 {
 		p.Train.TasksPerNode = max(p.Train.GPUsPerNode, 1)
@@ -815,6 +828,7 @@ func (p *Pipeline) validate(file string) Errors {
 	}
 	p.validateDeploy(bad, required)
 	p.validateMonitor(bad)
+	p.validateNotify(bad)
 	for i, m := range p.Environment.Modules {
 		if !moduleRe.MatchString(m) {
 			bad(fmt.Sprintf("environment.modules[%d]", i), "%q is not a module name", m)
@@ -903,6 +917,22 @@ func (p *Pipeline) validateDeploy(bad func(path, format string, args ...any), re
 	}
 	if _, set := p.Pos["deploy.time"]; set && d.Time.Duration < d.MinTime() {
 		bad("deploy.time", "%s is shorter than the deploy needs (serve.startup_timeout + canary.duration + rollback_window = %s)", d.Time.Slurm(), Duration{d.MinTime()}.Slurm())
+	}
+}
+
+// validateNotify checks the notify section.
+func (p *Pipeline) validateNotify(bad func(path, format string, args ...any)) {
+	n := p.Notify
+	if n.Webhook != "" && !httpURL(n.Webhook) {
+		bad("notify.webhook", "%q is not an http(s) URL", n.Webhook)
+	}
+	if n.Webhook == "" && len(n.On) > 0 {
+		bad("notify.on", "events without notify.webhook go nowhere")
+	}
+	for _, ev := range n.On {
+		if !slices.Contains(NotifyEvents, ev) {
+			bad("notify.on", "unknown event %q (want %s)", ev, strings.Join(NotifyEvents, ", "))
+		}
 	}
 }
 

@@ -122,7 +122,7 @@ func TestParseInvalid(t *testing.T) {
 		want []string // each line after "FILE"
 	}{
 		{"unknown_key", []string{`:5:3: unknown key "scirpt" in train (did you mean "script"?)`}},
-		{"unknown_top_key", []string{`:6:1: unknown key "zzz" in the pipeline file (known keys: cluster, data, deploy, environment, eval, model, monitor, name, prep, train, version, workdir)`}},
+		{"unknown_top_key", []string{`:6:1: unknown key "zzz" in the pipeline file (known keys: cluster, data, deploy, environment, eval, model, monitor, name, notify, prep, train, version, workdir)`}},
 		{"wrong_type", []string{`:6:10: train.nodes: want a whole number, got "two"`}},
 		{"wrong_type_mapping", []string{`:4:8: train: want a mapping, got a list`}},
 		{"mem_list", []string{`:6:8: train.mem: want a scalar, got a list`}},
@@ -293,8 +293,13 @@ func TestSet(t *testing.T) {
 		{name: "through a scalar", sets: []string{"name.first=x"}, wantErr: "p.yaml: --set name.first=x: name is not a mapping"},
 		{name: "unknown key", sets: []string{"train.nodez=3"}, wantErr: `p.yaml: --set train.nodez: unknown key "nodez" in train (did you mean "nodes"?)`},
 		{name: "unknown section", sets: []string{"trian.nodes=3"}, wantErr: `p.yaml: --set trian.nodes: unknown key "trian" in the pipeline file (did you mean "train"?)`},
-		{name: "wrong type", sets: []string{"train.nodes=two"}, wantErr: `p.yaml: --set train.nodes: train.nodes: want a whole number, got "two"`},
-		{name: "invalid value", sets: []string{"train.nodes=-1"}, wantErr: `p.yaml: --set train.nodes: train.nodes: must be at least 1, not -1`},
+		{name: "wrong type", sets: []string{"train.nodes=two"}, wantErr: `p.yaml: --set train.nodes: want a whole number, got "two"`},
+		{name: "invalid value", sets: []string{"train.nodes=-1"}, wantErr: `p.yaml: --set train.nodes: must be at least 1, not -1`},
+		{name: "zero nodes", sets: []string{"train.nodes=0"}, wantErr: `p.yaml: --set train.nodes: must be at least 1, not 0`},
+		{name: "notify URL", sets: []string{"notify.webhook=ftp://x"}, wantErr: `p.yaml: --set notify.webhook: "ftp://x" is not an http(s) URL`},
+		{name: "notify event", sets: []string{"notify.webhook=http://x", "notify.on=[failed, bogus]"},
+			wantErr: `p.yaml: --set notify.on: unknown event "bogus" (want succeeded, failed, gate_failed, preempted, drift)`},
+		{name: "notify nowhere", sets: []string{"notify.on=[failed]"}, wantErr: `p.yaml: --set notify.on: events without notify.webhook go nowhere`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

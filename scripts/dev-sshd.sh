@@ -8,7 +8,13 @@
 #
 # Everything lives in $SLURMTUNE_SSHD_DIR (default $SLURMTUNE_DEV_DIR/sshd,
 # i.e. /var/lib/slurmtune-dev/sshd): sshd_config, host key, a passwordless
-# ed25519 user key for root with its authorized_keys, known_hosts, pid, log.
+# ed25519 user key with its authorized_keys, known_hosts, pid, log.
+# Sessions log in as slurmtune-ssh, an account with root's uid (jobs run as
+# root, as on the rest of the dev cluster) whose home ($D/home) has empty
+# shell start-up files: the login node of a fresh account, with Slurm's
+# commands but no slurmtune on its PATH, and none of this machine's own
+# ~root/.bashrc (whose `pyenv init` waits a minute on a lock that a killed
+# session leaves behind).
 # Sessions get SLURM_CONF of the dev cluster (scripts/dev-cluster.sh) via
 # sshd's SetEnv, so `ssh ... squeue` reaches it. /etc/ssh is not touched.
 #
@@ -27,7 +33,8 @@ D=${D%/}
 case $D in /*) ;; *) die "SLURMTUNE_SSHD_DIR must be an absolute path" ;; esac
 HOST=127.0.0.1
 PORT=${SLURMTUNE_SSH_PORT:-2222}
-USER_NAME=root
+USER_NAME=slurmtune-ssh
+USER_HOME=$D/home
 PIDS=$D/pids
 CONFIG=$D/sshd_config
 HOSTKEY=$D/ssh_host_ed25519_key
@@ -69,6 +76,21 @@ Subsystem sftp internal-sftp
 EOF
 }
 
+# ensure_account creates the login account (uid 0, no password: key only,
+# not locked) and its clean home, idempotently.
+ensure_account() {
+	install -d -m 700 "$USER_HOME"
+	: >"$USER_HOME/.bashrc"
+	: >"$USER_HOME/.profile"
+	if ! getent passwd "$USER_NAME" >/dev/null; then
+		log "creating account $USER_NAME (uid 0, home $USER_HOME)"
+		useradd -o -u 0 -g 0 -M -d "$USER_HOME" -s /bin/bash -c "slurmtune dev sshd" "$USER_NAME"
+	elif [ "$(getent passwd "$USER_NAME" | cut -d: -f6)" != "$USER_HOME" ]; then
+		usermod -d "$USER_HOME" "$USER_NAME"
+	fi
+	usermod -p '*' "$USER_NAME"
+}
+
 cmd_up() {
 	local changed
 	need_root
@@ -95,6 +117,7 @@ cmd_up() {
 	install_content "$CONFIG" 600 < <(gen_config)
 	changed=$CHANGED
 
+	ensure_account
 	if getent shadow "$USER_NAME" | cut -d: -f2 | grep -q '^!'; then
 		warn "account $USER_NAME is locked ('!' in /etc/shadow): sshd (UsePAM no) will refuse it"
 	fi

@@ -21,6 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
+# Release builds (issue 18): `make release` needs patchelf; the tests of its
+# files run them in older Debian userlands, made once and cached outside the
+# repository (scripts/old-userland.sh).
+command -v patchelf >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends patchelf >/dev/null; }
+scripts/old-userland.sh up
+eval "$(scripts/old-userland.sh env)"
+
 # Headless Chromium for the dashboard's browser tests (ui/, slurmtune ui).
 if ! command -v chromium >/dev/null; then
   echo "test: installing chromium" >&2
@@ -41,6 +48,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 start=$(date +%s)
+# The release builds that scripts/release's tests check (dist/).
+scripts/release/build.sh
 # Everything but the fault tests, packages in parallel; then the fault tests,
 # which stop and restart the cluster's daemons, alone.
 go test -count=1 -timeout 25m -skip '^TestFault' ./...

@@ -164,7 +164,28 @@ var migrations = []string{
 		output          TEXT NOT NULL,
 		output_resolved TEXT NOT NULL DEFAULT ''
 	);`,
-	// 6: training curves and eval results (store/metrics.go): every point
+	// Webhook notifications: each run's notify section, and an outbox of
+	// events (one row per event, ever: the key deduplicates) with their
+	// delivery attempts.
+	`CREATE TABLE run_notify (
+		run_id     TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		config     TEXT NOT NULL,
+		scanned_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE notifications (
+		key          TEXT PRIMARY KEY,
+		run_id       TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		event        TEXT NOT NULL,
+		url          TEXT NOT NULL,
+		payload      TEXT NOT NULL,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		next_at      INTEGER NOT NULL,
+		delivered_at INTEGER,
+		last_error   TEXT NOT NULL DEFAULT '',
+		created_at   INTEGER NOT NULL
+	);
+	CREATE INDEX notifications_due ON notifications(next_at) WHERE delivered_at IS NULL;`,
+	// 7: training curves and eval results (store/metrics.go): every point
 	// of every metric a stage's payload appended to its metrics file (keyed
 	// by its series and the byte offset of its line, so reading a line twice
 	// stores it once), with the segment (Slurm job, retry attempt and

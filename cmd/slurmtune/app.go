@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,14 +17,41 @@ import (
 	"github.com/slurmtune/slurmtune/templates"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=... -X main.commit=... -X main.date=..." (make build,
+// make release).
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+// versionLine is what --version prints after "slurmtune version ". A
+// binary built without the ldflags (`go install ...@v1.2.3`) reports what
+// Go recorded in it: the module version, and the VCS revision and time.
+func versionLine() string {
+	v, c, d := version, commit, date
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "unknown":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "unknown":
+				d = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("%s (commit %s, built %s, %s/%s, %s)", v, c, d, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                      "slurmtune",
 		Usage:                     "fine-tune LLMs on Slurm: one pipeline file to a tracked chain of jobs",
-		Version:                   version,
+		Version:                   versionLine(),
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
 		DisableSliceFlagSeparator: true,
@@ -59,10 +88,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reviewCommand(),
 			clusterCommand(),
 			driftCommand(),
+			completionCommand(),
 			metricsCommand(),
 			compareCommand(),
 			uiCommand(),
 		},
+	}
+	usageErrors(app.Commands)
+	return app
+}
+
+// usageErrors makes a bad flag of any command a usage error (exit 2, one
+// line), as it is for the global flags.
+func usageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		}
+		usageErrors(c.Subcommands)
 	}
 }
 

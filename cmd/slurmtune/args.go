@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -10,29 +11,35 @@ import (
 // so `slurmtune validate FILE --set k=v` works as documented (urfave/cli
 // stops reading flags at the first positional argument). Everything after
 // "--" stays positional; commands that skip flag parsing are left alone.
-func reorderArgs(app *cli.App, args []string) []string {
+// A flag that takes a value but is last, or followed by another flag, is a
+// usage error (never a value taken from the next flag, or a "--").
+func reorderArgs(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
-		return args
+		return args, nil
 	}
 	out := []string{args[0]}
 	i := 1
 	// Global flags come first.
 	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
 		out = append(out, args[i])
-		if takesValue(app.Flags, args[i]) && !strings.Contains(args[i], "=") && i+1 < len(args) {
-			out = append(out, args[i+1])
+		if takesValue(app.Flags, args[i]) && !strings.Contains(args[i], "=") {
+			v, err := flagValue(args, i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
 			i++
 		}
 		i++
 	}
 	if i >= len(args) {
-		return out
+		return out, nil
 	}
 	cmds := app.Commands
 	for i < len(args) {
 		cmd := findCommand(cmds, args[i])
 		if cmd == nil || cmd.SkipFlagParsing {
-			return append(out, args[i:]...)
+			return append(out, args[i:]...), nil
 		}
 		out = append(out, args[i])
 		i++
@@ -49,8 +56,12 @@ func reorderArgs(app *cli.App, args []string) []string {
 			}
 			if strings.HasPrefix(a, "-") && a != "-" {
 				flags = append(flags, a)
-				if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
-					flags = append(flags, args[i+1])
+				if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") {
+					v, err := flagValue(args, i)
+					if err != nil {
+						return nil, err
+					}
+					flags = append(flags, v)
 					i++
 				}
 			} else {
@@ -63,9 +74,18 @@ func reorderArgs(app *cli.App, args []string) []string {
 			out = append(out, "--")
 			out = append(out, pos...)
 		}
-		return out
+		return out, nil
 	}
-	return out
+	return out, nil
+}
+
+// flagValue is the value after the flag at args[i]: there must be one, and
+// it must not be another flag.
+func flagValue(args []string, i int) (string, error) {
+	if i+1 >= len(args) || args[i+1] == "--" || len(args[i+1]) > 1 && strings.HasPrefix(args[i+1], "-") {
+		return "", usageError{fmt.Errorf("%s needs a value", args[i])}
+	}
+	return args[i+1], nil
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

@@ -12,6 +12,7 @@ func cancelCommand() *cli.Command {
 		Name:      "cancel",
 		Usage:     "cancel every job of a run that has not ended",
 		ArgsUsage: "RUN",
+		Flags:     []cli.Flag{jsonFlag(`print {"run": ID, "state": STATE, "stages": {STAGE: STATE}}`)},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
@@ -20,12 +21,12 @@ func cancelCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("cancel: want one RUN")
 			}
-			return cancelRun(c.Context, e, c.Args().First())
+			return cancelRun(c.Context, e, c.Args().First(), c.Bool("json"))
 		},
 	}
 }
 
-func cancelRun(ctx context.Context, e *env, runID string) error {
+func cancelRun(ctx context.Context, e *env, runID string, asJSON bool) error {
 	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
@@ -41,6 +42,17 @@ func cancelRun(ctx context.Context, e *env, runID string) error {
 	r, err := svc.Cancel(ctx, rs.run.ID)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		stages := map[string]string{}
+		for _, st := range r.Stages {
+			stages[st.Name] = st.State
+		}
+		return printJSON(e.stdout, struct {
+			Run    string            `json:"run"`
+			State  string            `json:"state"`
+			Stages map[string]string `json:"stages"`
+		}{r.ID, r.State, stages})
 	}
 	fmt.Fprintf(e.stdout, "%s %s\n", r.ID, r.State)
 	return nil

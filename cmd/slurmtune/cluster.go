@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/slurmtune/slurmtune/cmd/slurmtune/release"
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/slurm/cmdline"
 	"github.com/slurmtune/slurmtune/slurm/local"
@@ -101,15 +104,90 @@ func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
 
 // slurmtuneOnCluster is the slurmtune binary as compute nodes see it:
 // cluster.slurmtune, else this very binary for the local transport (the
-// login node and compute nodes share its filesystem), else "slurmtune" on
-// the cluster's PATH.
+// login node and compute nodes share its filesystem), else upload (this
+// binary, copied to the workdir by computeBinary before a submission).
 func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
 	switch {
 	case c.Slurmtune != "":
 		return c.Slurmtune, nil
 	case c.Transport != "local":
-		return "slurmtune", nil
+		return chain.Upload, nil
 	}
+	return selfBinary()
+}
+
+// computeBinary makes sure the compute nodes can run the slurmtune the job
+// scripts call (uploading it when cluster.slurmtune says upload) and sets
+// cl.slurmtune to that path; a binary that is missing or of another
+// version is refused before anything is submitted. The local transport's
+// default, this very binary, needs no check.
+func (cl *cluster) computeBinary(ctx context.Context, e *env, workdir string) error {
+	b, err := cl.binaryPlan(ctx, e, workdir)
+	if err != nil || b == nil {
+		return err
+	}
+	path, err := b.Resolve(ctx, loginShell{cl.runner}, cl.fs)
+	if err != nil {
+		return err
+	}
+	cl.slurmtune = path
+	return nil
+}
+
+// binaryPlan is how the compute nodes get slurmtune; nil when they run
+// this very binary (the local transport's default).
+func (cl *cluster) binaryPlan(ctx context.Context, e *env, workdir string) (*chain.ComputeBinary, error) {
+	self, err := selfBinary()
+	if err != nil || cl.slurmtune == self {
+		return nil, err
+	}
+	where := cl.name
+	if cl.transport != "ssh" {
+		// REST without cluster.ssh runs commands here, on a host that
+		// shares the workdir with the cluster.
+		where = "this host"
+	}
+	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: where, Version: version,
+		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(ctx, e, self, p) }, ReadFile: os.ReadFile}, nil
+}
+
+// loginShell runs commands where the transport runs Slurm's.
+type loginShell struct{ r cmdline.Runner }
+
+func (l loginShell) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	return l.r.Run(ctx, cmdline.Command{Argv: argv})
+}
+
+// releaseBuild is the slurmtune build for p (release.FindFrom: the
+// release build next to this binary or in dist/, else this binary). A
+// build other than this binary must be of this version: one for this
+// host's platform is asked (--version); another platform's cannot be run
+// here, and is taken as it is, with a warning.
+func releaseBuild(ctx context.Context, e *env, self string, p chain.Platform) (chain.Build, error) {
+	b, err := release.FindFrom(self, p.OS, p.Arch)
+	if err != nil {
+		return chain.Build{}, fmt.Errorf("%w; or set cluster.slurmtune to slurmtune %s on the cluster", err, version)
+	}
+	if b.Path == self {
+		return chain.Build{Path: self, Version: version}, nil
+	}
+	if p.OS != runtime.GOOS || p.Arch != runtime.GOARCH {
+		e.log.Warn("cannot run the build for another platform to check its version: uploading it as this version",
+			"build", b.Path, "version", version)
+		return chain.Build{Path: b.Path, Version: version}, nil
+	}
+	out, err := loginShell{local.Runner{}}.Output(ctx, b.Path, "--version")
+	if err != nil {
+		return chain.Build{}, fmt.Errorf("%s --version: %w", b.Path, err)
+	}
+	if v := chain.ParseVersion(string(out)); v != version {
+		return chain.Build{}, fmt.Errorf("%s is slurmtune %s, this is %s: run make release again", b.Path, v, version)
+	}
+	return chain.Build{Path: b.Path, Version: version}, nil
+}
+
+// selfBinary is this binary's path, links resolved.
+func selfBinary() (string, error) {
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
@@ -239,7 +317,24 @@ func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
 		total.Missing += res.Missing
 	}
 	cs.ingestLive(ctx, live)
+	// Queue the webhook events the refresh revealed (local, cheap); sync
+	// and submit --wait deliver them.
+	if _, err := notify.Queue(ctx, cs.st, time.Now()); err != nil {
+		cs.e.log.Warn("queue notifications", "err", err)
+	}
 	return total, nil
+}
+
+// deliverNotifications posts the webhook events that are due, within
+// notify's time budget; a receiver that fails is retried by a later call.
+func deliverNotifications(ctx context.Context, e *env, st *store.Store) {
+	res, err := notify.DefaultDelivery().Deliver(ctx, st)
+	if err != nil {
+		e.log.Warn("deliver notifications", "err", err)
+	}
+	if res.Failed > 0 {
+		e.log.Warn("webhook notifications failed; they are retried with backoff", "failed", res.Failed, "gave_up", res.GaveUp, "sent", res.Sent)
+	}
 }
 
 // ingestLive reads the new metrics and eval results of the runs whose jobs

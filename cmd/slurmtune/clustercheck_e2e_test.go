@@ -32,8 +32,26 @@ func TestE2EClusterCheck(t *testing.T) {
 			if transport == "rest" && !strings.Contains(r.stdout, "api version: v0.0.38") {
 				t.Errorf("REST output lacks the API version:\n%s", r.stdout)
 			}
+			if !strings.Contains(r.stdout, "compute slurmtune: "+binPath+" (this binary)") {
+				t.Errorf("output lacks the compute-side binary:\n%s", r.stdout)
+			}
 		})
 	}
+	// The compute-side binary over ssh: upload by default; a missing named
+	// binary is exit 1 with what to set.
+	t.Run("ssh/binary", func(t *testing.T) {
+		d := needSSH(t)
+		t.Parallel()
+		db := filepath.Join(t.TempDir(), "st.db")
+		r := slurmtune(t, db, append([]string{"cluster", "check", tinyPipeline(t)}, d.connSets()...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, "compute slurmtune: upload "+binPath+" (linux/amd64, version ") {
+			t.Errorf("default: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		r = slurmtune(t, db, append([]string{"cluster", "check", tinyPipeline(t), "--set", "cluster.slurmtune=slurmtune"}, d.connSets()...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, `cluster.slurmtune: "slurmtune" does not run on `+d.host) {
+			t.Errorf("missing named binary: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
 		r := slurmtune(t, filepath.Join(t.TempDir(), "st.db"), "cluster", "check", tinyPipeline(t),

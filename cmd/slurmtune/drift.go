@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/serve/drift"
 	"github.com/slurmtune/slurmtune/store"
 )
@@ -219,6 +220,20 @@ func checkDrift(ctx context.Context, e *env, st *store.Store, d *deployment, pos
 		} else {
 			rep.Webhook = "sent"
 		}
+	}
+	if rep.Drifted && post && d.pipeline != nil && notify.Wants(d.pipeline.Notify, "drift") && rep.Run != "" {
+		// One drift event per deployment and monitor window.
+		window := d.pipeline.Monitor.Window.Duration
+		if window <= 0 {
+			window = 15 * time.Minute
+		}
+		k := notify.Keyed{Key: strings.Join([]string{rep.Run, "drift", d.name, rep.Time.Truncate(window).UTC().Format(time.RFC3339)}, ":"),
+			Event: notify.Event{Type: "slurmtune.event", Event: "drift", Run: rep.Run, Name: d.name, State: string(rep.Level),
+				Reason: strings.Join(rep.Reasons, "; "), Time: rep.Time.UTC(), Detail: rep}}
+		if _, err := notify.QueueEvent(ctx, st, d.pipeline.Notify, k, time.Now()); err != nil {
+			e.log.Warn("queue the drift notification", "err", err)
+		}
+		deliverNotifications(ctx, e, st)
 	}
 	return rep, nil
 }

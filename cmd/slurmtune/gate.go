@@ -41,6 +41,9 @@ func gateCommand() *cli.Command {
 			}
 			o := gateOptions{predictions: c.StringSlice("predictions"), nll: c.StringSlice("nll"), human: c.String("human"),
 				out: c.String("output"), gates: c.StringSlice("gate")}
+			if len(o.predictions) == 0 && len(o.nll) == 0 && o.human == "" {
+				return usagef("gate: nothing to judge: give --predictions FILE (and --nll FILE for perplexity)")
+			}
 			var p *jobs.Pipeline
 			switch c.NArg() {
 			case 0:

@@ -16,7 +16,21 @@ import (
 type logsOptions struct {
 	run, stage string
 	follow     bool
+	json       bool
 	interval   time.Duration
+}
+
+// logMeta is what logs --json prints: where the log is and the job's state.
+type logMeta struct {
+	Run      string `json:"run"`
+	Stage    string `json:"stage"`
+	JobID    string `json:"job_id"`
+	State    string `json:"state"`
+	Attempt  int    `json:"attempt"`
+	Restarts int    `json:"restarts"`
+	Nodes    string `json:"nodes"`
+	Log      string `json:"log"`
+	Exists   bool   `json:"exists"`
 }
 
 func logsCommand() *cli.Command {
@@ -27,6 +41,7 @@ func logsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing as the log grows, until the stage ends"},
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "how often -f looks for more"},
+			jsonFlag(`print the log's metadata instead of the log: {"run", "stage", "job_id", "state", "attempt", "restarts", "nodes", "log", "exists"}`),
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
@@ -36,7 +51,11 @@ func logsCommand() *cli.Command {
 			if c.NArg() != 2 {
 				return usagef("logs: want RUN STAGE")
 			}
-			return logs(c.Context, e, logsOptions{run: c.Args().Get(0), stage: c.Args().Get(1), follow: c.Bool("follow"), interval: c.Duration("interval")})
+			if c.Bool("json") && c.Bool("follow") {
+				return usagef("logs: --json prints the log's metadata and cannot follow it")
+			}
+			return logs(c.Context, e, logsOptions{run: c.Args().Get(0), stage: c.Args().Get(1), follow: c.Bool("follow"),
+				json: c.Bool("json"), interval: c.Duration("interval")})
 		},
 	}
 }
@@ -66,6 +85,14 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		return err
 	}
 	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
+	if o.json {
+		_, err := cl.fs.ReadAt(ctx, path, 0, 1)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read log: %w", err)
+		}
+		return printJSON(e.stdout, logMeta{Run: r.ID, Stage: stage.Name, JobID: stage.JobID, State: stage.State, Attempt: stage.Attempt,
+			Restarts: stage.Restarts, Nodes: stage.Nodes, Log: path, Exists: err == nil})
+	}
 	var off int64
 	const chunk = 1 << 20
 	for {

@@ -34,7 +34,13 @@ func main() {
 // where that happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, reorderArgs(app, args))
+	var err error
+	if !completing(args) {
+		args, err = reorderArgs(app, args)
+	}
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	return report(err, stderr)
 }
 

@@ -28,6 +28,7 @@ func reviewCommand() *cli.Command {
 					&cli.IntFlag{Name: "n", Value: 100, Usage: "how many predictions to sample (0: all)"},
 					&cli.Int64Flag{Name: "seed", Value: 1, Usage: "sampling seed"},
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
+					jsonFlag(`with -o: print {"run", "sampled", "output"}`),
 				},
 				Action: func(c *cli.Context) error {
 					e, err := newEnv(c)
@@ -37,13 +38,17 @@ func reviewCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usagef("review export: want one RUN")
 					}
-					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"))
+					if c.Bool("json") && c.String("output") == "" {
+						return usagef("review export: --json needs -o FILE (the CSV goes there)")
+					}
+					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"), c.Bool("json"))
 				},
 			},
 			{
 				Name:      "import",
 				Usage:     "record raters' 1-5 scores for a run (the human_eval gate reads them)",
 				ArgsUsage: "RUN FILE",
+				Flags:     []cli.Flag{jsonFlag(`print {"run", "scores", "mean"}`)},
 				Action: func(c *cli.Context) error {
 					e, err := newEnv(c)
 					if err != nil {
@@ -52,14 +57,14 @@ func reviewCommand() *cli.Command {
 					if c.NArg() != 2 {
 						return usagef("review import: want RUN FILE")
 					}
-					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1))
+					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1), c.Bool("json"))
 				},
 			},
 		},
 	}
 }
 
-func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string) error {
+func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string, asJSON bool) error {
 	rs, err := openRun(ctx, e, runID)
 	if err != nil {
 		return err
@@ -95,12 +100,26 @@ func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, 
 		_, err = e.stdout.Write(buf.Bytes())
 		return err
 	}
-	return local.WriteFileAtomic(out, buf.Bytes(), 0o644)
+	if err := local.WriteFileAtomic(out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if asJSON {
+		sampled := len(preds)
+		if n > 0 && n < sampled {
+			sampled = n
+		}
+		return printJSON(e.stdout, struct {
+			Run     string `json:"run"`
+			Sampled int    `json:"sampled"`
+			Output  string `json:"output"`
+		}{r.ID, sampled, out})
+	}
+	return nil
 }
 
 // reviewImport checks the scores, stores the file beside the run's
 // predictions (where the eval stage's gate finds it) and records the mean.
-func reviewImport(ctx context.Context, e *env, runID, file string) error {
+func reviewImport(ctx context.Context, e *env, runID, file string, asJSON bool) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("review import: %w", err)
@@ -132,6 +151,13 @@ func reviewImport(ctx context.Context, e *env, runID, file string) error {
 	}
 	if err := rs.st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, struct {
+			Run    string  `json:"run"`
+			Scores int     `json:"scores"`
+			Mean   float64 `json:"mean"`
+		}{r.ID, len(scores), mean})
 	}
 	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)
 	return nil

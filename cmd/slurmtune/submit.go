@@ -9,6 +9,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -67,6 +68,9 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	cs.conns[cl.config] = cl
+	if err := cl.computeBinary(ctx, e, p.Workdir); err != nil {
+		return err
+	}
 	svc, err := e.service(st, cl)
 	if err != nil {
 		return err
@@ -111,6 +115,10 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := notify.Queue(ctx, st, time.Now()); err != nil {
+		e.log.Warn("queue notifications", "err", err)
+	}
+	deliverNotifications(ctx, e, st)
 	if r.State != store.RunSucceeded {
 		return exitError{code: exitFailure, msg: fmt.Sprintf("slurmtune: run %s %s", r.ID, r.State)}
 	}

@@ -235,7 +235,7 @@ func TestE2EValidateCluster(t *testing.T) {
 		{"valid", nil, 0, nil},
 		{"chained over short's limit", []string{"cluster.partition=short", "train.time=2h", "train.chain_time_limit=true"}, 0, nil},
 		{"above short's limit", []string{"cluster.partition=short", "train.time=2h"}, 2,
-			[]string{file + ": --set train.time: train.time: 02:00:00 is above the MaxTime of partition short (00:30:00) (or set train.chain_time_limit: true"}},
+			[]string{file + ": --set train.time: 02:00:00 is above the MaxTime of partition short (00:30:00) (or set train.chain_time_limit: true"}},
 		{"unknown partition", []string{"cluster.partition=nope"}, 2,
 			[]string{`cluster.partition: the cluster has no partition "nope" (it has: debug, short)`}},
 		{"too many nodes and GPUs", []string{"train.nodes=3", "train.gpus_per_node=8", "train.tasks_per_node=8"}, 2,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,11 +51,17 @@ func needSSH(t testing.TB) devSSH {
 	return d
 }
 
-// sets are the --set flags for the ssh transport to d.
+// sets are the --set flags for the ssh transport to d, with the test
+// binary as the compute nodes' slurmtune.
 func (d devSSH) sets() []string {
+	return append(d.connSets(), "--set", "cluster.slurmtune="+binPath)
+}
+
+// connSets are the --set flags that reach d, cluster.slurmtune left alone.
+func (d devSSH) connSets() []string {
 	return []string{"--set", "cluster.transport=ssh", "--set", "cluster.ssh.host=" + d.host, "--set", "cluster.ssh.port=" + d.port,
 		"--set", "cluster.ssh.user=" + d.user, "--set", "cluster.ssh.identity_file=" + d.key,
-		"--set", "cluster.ssh.known_hosts=" + d.knownHosts, "--set", "cluster.slurmtune=" + binPath}
+		"--set", "cluster.ssh.known_hosts=" + d.knownHosts}
 }
 
 func needREST(t testing.TB) string {
@@ -73,10 +80,25 @@ func restSets(url string) []string {
 
 // transportSets returns the --set flags of a transport, skipping without it.
 func transportSets(t *testing.T, transport string) []string {
-	if transport == "ssh" {
+	switch transport {
+	case "ssh":
 		return needSSH(t).sets()
+	case "local":
+		slurmtest.RequireCluster(t)
+		return []string{"--set", "cluster.transport=local"}
 	}
 	return restSets(needREST(t))
+}
+
+// countLines counts the lines of s that are exactly line.
+func countLines(s, line string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if l == line {
+			n++
+		}
+	}
+	return n
 }
 
 // statusTransport is the run's transport as `status --json` shows it.
@@ -96,11 +118,13 @@ func statusTransport(t testing.TB, db, run string) (transport, cluster string) {
 }
 
 // TestE2ETransports: submit --wait, status (table and --json, which shows
-// the transport), logs and cancel work unchanged over ssh and rest.
+// the transport), logs and cancel work unchanged over ssh and rest; the
+// two-node training job gets the allocation it asked for over every
+// transport (local included), as Slurm reports it.
 func TestE2ETransports(t *testing.T) {
-	for _, transport := range []string{"ssh", "rest"} {
+	for _, transport := range []string{"local", "ssh", "rest"} {
 		t.Run(transport+"/run", func(t *testing.T) {
-			sets := transportSets(t, transport)
+			sets := append(transportSets(t, transport), "--set", "train.nodes=2", "--set", "train.tasks_per_node=2")
 			t.Parallel()
 			tmp := t.TempDir()
 			os.Chmod(tmp, 0o755)
@@ -137,13 +161,20 @@ func TestE2ETransports(t *testing.T) {
 			if err := json.Unmarshal([]byte(slurmtune(t, db, "metrics", runID, "--json", "--no-sync").stdout), &m); err != nil {
 				t.Fatal(err)
 			}
-			if len(m.Points) < 2 || m.Points[len(m.Points)-2].Name != "loss" || m.Points[len(m.Points)-1].Value != 2.25 ||
-				m.Points[len(m.Points)-1].JobID != s.Runs[0].Stages[1].JobID || m.Eval == nil || !m.Eval.Passed {
+			if len(m.Points) != 2 || m.Points[0].Name != "loss" || m.Points[1].Value != 2.25 ||
+				m.Points[1].JobID != s.Runs[0].Stages[1].JobID || m.Eval == nil || !m.Eval.Passed {
 				t.Errorf("metrics over %s: %+v", transport, m)
 			}
-			if lg := slurmtune(t, db, "logs", runID, "train"); lg.code != 0 || !strings.Contains(lg.stdout, "world size 1") ||
-				!strings.Contains(lg.stdout, "stage train job "+s.Runs[0].Stages[1].JobID) {
-				t.Errorf("logs %s train: exit %d:\n%s%s", runID, lg.code, lg.stdout, lg.stderr)
+			train := s.Runs[0].Stages[1]
+			if lg := slurmtune(t, db, "logs", runID, "train"); lg.code != 0 || countLines(lg.stdout, "world size 4") != 4 ||
+				!strings.Contains(lg.stdout, "stage train job "+train.JobID) {
+				t.Errorf("logs %s train: exit %d, want 4 ranks of world size 4:\n%s%s", runID, lg.code, lg.stdout, lg.stderr)
+			}
+			// What Slurm allocated, read back from the controller.
+			nodes, tasks := slurmtest.JobField(t, train.JobID, "NumNodes"), slurmtest.JobField(t, train.JobID, "NumTasks")
+			if nodes != "2" || tasks != "4" || train.Nodes != "st-node[1-2]" {
+				t.Errorf("train job %s over %s: NumNodes=%s NumTasks=%s nodes %q, want 2 nodes (st-node[1-2]) and 4 tasks",
+					train.JobID, transport, nodes, tasks, train.Nodes)
 			}
 		})
 		// cancel: a run whose training would take two minutes.
@@ -560,4 +591,80 @@ func TestE2ESSHDroppedSubmitNotDuplicated(t *testing.T) {
 			t.Errorf("stage %s submitted %d times: %v", tag, len(ids), ids)
 		}
 	}
+}
+
+// TestE2EUploadedBinary: over ssh to an account whose PATH has no
+// slurmtune, the default (cluster.slurmtune: upload) copies this binary
+// into the workdir, verified by checksum, and the pipeline runs with it;
+// naming a binary the cluster lacks is refused before anything is queued.
+func TestE2EUploadedBinary(t *testing.T) {
+	d := needSSH(t)
+	if out, err := exec.Command("ssh", "-i", d.key, "-o", "UserKnownHostsFile="+d.knownHosts, "-o", "BatchMode=yes",
+		"-p", d.port, d.user+"@"+d.host, "command -v slurmtune || echo none").Output(); err != nil || strings.TrimSpace(lastLine(string(out))) != "none" {
+		t.Fatalf("the dev sshd's account must have no slurmtune on its PATH: %q, %v", out, err)
+	}
+	self, err := os.ReadFile(binPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(self)
+
+	t.Run("upload", func(t *testing.T) {
+		t.Parallel()
+		tmp := t.TempDir()
+		os.Chmod(tmp, 0o755)
+		db := filepath.Join(tmp, "st.db")
+		workdir := filepath.Join(tmp, "runs")
+		args := append([]string{"submit", quickPipeline(t), "--wait", "--interval", "1s",
+			"--set", "workdir=" + workdir, "--set", "name=tr-upload"}, d.connSets()...)
+		r := slurmtune(t, db, args...)
+		runID := strings.TrimSpace(r.stdout)
+		if r.code != 0 {
+			t.Fatalf("submit --wait with the uploaded binary: exit %d\n%s", r.code, r.stderr)
+		}
+		bins, _ := filepath.Glob(filepath.Join(workdir, ".slurmtune", "bin", "slurmtune-*"))
+		var bin string
+		for _, b := range bins {
+			if !strings.HasSuffix(b, ".sha256") {
+				bin = b
+			}
+		}
+		got, err := os.ReadFile(bin)
+		if err != nil || sha256.Sum256(got) != sum {
+			t.Fatalf("uploaded binary %q (of %v): %v, checksum differs from this binary's", bin, bins, err)
+		}
+		script, err := os.ReadFile(filepath.Join(workdir, runID, "train.sbatch"))
+		if err != nil || !strings.Contains(string(script), bin) {
+			t.Errorf("train.sbatch does not call the uploaded binary %s: %v", bin, err)
+		}
+		if s := statusOf(t, db, runID); s.Runs[0].State != "SUCCEEDED" {
+			t.Errorf("run %s: %s, want SUCCEEDED", runID, s.Runs[0].State)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		tmp := t.TempDir()
+		db := filepath.Join(tmp, "st.db")
+		name := fmt.Sprintf("tr-noup%d", time.Now().UnixNano()%1e6)
+		args := append([]string{"submit", quickPipeline(t), "--set", "workdir=" + filepath.Join(tmp, "runs"),
+			"--set", "name=" + name, "--set", "cluster.slurmtune=slurmtune"}, d.connSets()...)
+		r := slurmtune(t, db, args...)
+		msg := strings.TrimSpace(r.stderr)
+		if r.code != 1 || strings.Count(msg, "\n") != 0 ||
+			!strings.Contains(msg, `cluster.slurmtune: "slurmtune" does not run on `+d.host) || !strings.Contains(msg, "set cluster.slurmtune: upload") {
+			t.Errorf("submit naming a missing binary: exit %d, stderr %q; want exit 1 and one line saying what to set", r.code, msg)
+		}
+		if tags := slurmJobsTagged(t, name); len(tags) != 0 {
+			t.Errorf("jobs were queued: %v", tags)
+		}
+		if s := slurmtune(t, db, "status", "--json", "--no-sync"); !strings.Contains(s.stdout, `"runs": []`) {
+			t.Errorf("a run was recorded: %s", s.stdout)
+		}
+	})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

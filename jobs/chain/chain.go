@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -167,6 +168,15 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 		}
 	} else if err := s.Store.CreateRun(ctx, run, p.Stages()); err != nil {
 		return nil, err
+	}
+	if p.Notify.Webhook != "" {
+		cfg, err := json.Marshal(p.Notify)
+		if err == nil {
+			err = s.Store.SetRunNotify(ctx, prep.ID, string(cfg))
+		}
+		if err != nil {
+			return nil, s.interrupted(ctx, prep.ID, nil, err)
+		}
 	}
 	if err := s.writeRunDir(ctx, prep); err != nil {
 		return nil, s.interrupted(ctx, prep.ID, nil, err)
@@ -387,10 +397,16 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*store.Run, error) 
 		return nil, err
 	}
 	var ids []string
+	submitted := false
 	for _, st := range r.Stages {
+		submitted = submitted || st.JobID != ""
 		if st.JobID != "" && !st.Terminal() {
 			ids = append(ids, st.JobID)
 		}
+	}
+	if submitted && len(ids) == 0 && r.Ended() {
+		// Nothing left to cancel: a run that ended keeps its state.
+		return r, nil
 	}
 	if err := s.Client.Cancel(ctx, ids); err != nil {
 		return nil, fmt.Errorf("cancel run %s: %w", r.ID, err)

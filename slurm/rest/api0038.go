@@ -114,8 +114,12 @@ func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 	p.Dependency = str(s.Dependency)
 	p.KillOnInvalidDependency = s.KillOnInvalidDep
 	if s.MinNodes > 0 {
-		lo, hi := s.MinNodes, s.MaxNodes
-		p.Nodes = &[]*int{&lo, &hi}
+		// sbatch's own form: slurmrestd 22.05 ignores the array form.
+		n := strconv.Itoa(s.MinNodes)
+		if s.MaxNodes > s.MinNodes {
+			n += "-" + strconv.Itoa(s.MaxNodes)
+		}
+		p.Nodes = &n
 	}
 	p.Tasks = num(s.Tasks)
 	p.TasksPerNode = num(s.TasksPerNode)

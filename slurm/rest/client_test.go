@@ -92,7 +92,7 @@ func TestSubmitRequestMatchesDocument(t *testing.T) {
 			if v == V0038 {
 				check("environment", map[string]any{"FOO": "bar", "PATH": defaultPath})
 				check("kill_on_invalid_dependency", true)
-				check("nodes", []any{float64(2), float64(2)})
+				check("nodes", "2")
 				check("memory_per_node", float64(4096))
 				check("time_limit", float64(90))
 				check("gres", "gpu:4")

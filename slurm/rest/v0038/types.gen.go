@@ -754,8 +754,8 @@ type V0038JobProperties struct {
 	// NoKill Do not automatically terminate a job if one of the nodes it has been allocated fails.
 	NoKill *bool `json:"no_kill,omitempty"`
 
-	// Nodes Request that a minimum of minnodes nodes and a maximum node count.
-	Nodes *[]*int `json:"nodes,omitempty"`
+	// Nodes Node count as sbatch --nodes takes it: N or MIN-MAX
+	Nodes *string `json:"nodes,omitempty"`
 
 	// OpenMode Open the output and error files using append or truncate mode as specified.
 	OpenMode *V0038JobPropertiesOpenMode `json:"open_mode,omitempty"`

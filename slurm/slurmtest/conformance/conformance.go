@@ -64,6 +64,7 @@ func Run(t *testing.T, newClient func(t *testing.T) (slurm.Client, slurm.FileSys
 	t.Run("FailingJob", s.failingJob)
 	t.Run("JobsByComment", s.jobsByComment)
 	t.Run("UnknownIDsAbsent", s.unknownIDs)
+	t.Run("MultiNodeAllocation", s.multiNodeAllocation)
 }
 
 type suite struct {
@@ -99,6 +100,12 @@ type job struct {
 // working directory beside it.
 func (s *suite) prepare(t *testing.T, name, body string) job {
 	t.Helper()
+	return s.prepareWith(t, name, []string{"--time=2", "--mem=50M"}, body)
+}
+
+// prepareWith is prepare with the script's resource directives given.
+func (s *suite) prepareWith(t *testing.T, name string, directives []string, body string) job {
+	t.Helper()
 	ctx := ctxFor(t, time.Minute)
 	dir := path.Join(s.base, name)
 	j := job{dir: dir, script: path.Join(dir, name+".sbatch"), log: path.Join(dir, "logs", name+".log"), workdir: path.Join(dir, "work")}
@@ -107,7 +114,13 @@ func (s *suite) prepare(t *testing.T, name, body string) job {
 			t.Fatalf("MkdirAll %s: %v", d, err)
 		}
 	}
-	j.body = []byte("#!/bin/bash\n#SBATCH --job-name=st-conf-" + name + "\n#SBATCH --time=2\n#SBATCH --mem=50M\n\n" + body + "\n")
+	var script strings.Builder
+	script.WriteString("#!/bin/bash\n#SBATCH --job-name=st-conf-" + name + "\n")
+	for _, d := range directives {
+		script.WriteString("#SBATCH " + d + "\n")
+	}
+	script.WriteString("\n" + body + "\n")
+	j.body = []byte(script.String())
 	if err := s.fs.WriteFile(ctx, j.script, j.body, 0o755); err != nil {
 		t.Fatalf("WriteFile %s: %v", j.script, err)
 	}
@@ -433,4 +446,74 @@ func (s *suite) unknownIDs(t *testing.T) {
 	if err := s.c.Cancel(ctx, []string{id}); err != nil {
 		t.Errorf("Cancel %s: %v", id, err)
 	}
+}
+
+// multiNodeAllocation: a job asking for 2 nodes x 2 tasks, 2 CPUs a task,
+// memory, 2 GPUs a node and a time limit gets exactly that, as the job
+// itself sees it (Slurm's environment in the batch step and in each srun
+// task, and the controller's record of the job). A
+// transport that drops or misreads a directive fails here, however
+// politely the submission was answered.
+func (s *suite) multiNodeAllocation(t *testing.T) {
+	t.Parallel()
+	j := s.prepareWith(t, "alloc",
+		[]string{"--time=3", "--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=2", "--mem=200M", "--gres=gpu:2"},
+		`echo "nodes=$SLURM_JOB_NUM_NODES"
+echo "ntasks=$SLURM_NTASKS"
+echo "cpus_per_node=$SLURM_JOB_CPUS_PER_NODE"
+echo "mem_per_node=$SLURM_MEM_PER_NODE"
+echo "time_limit=$(scontrol show job -o "$SLURM_JOB_ID" | grep -o 'TimeLimit=[^ ]*' | cut -d= -f2)"
+srun --kill-on-bad-exit=1 bash -c 'echo "task=$SLURM_PROCID host=$(hostname) gpus=${CUDA_VISIBLE_DEVICES:-none}"'`)
+	id := s.submit(t, j, s.tag+"alloc", nil)
+	_, last := s.waitJob(t, id, 3*time.Minute, terminal)
+	if last.State != slurm.StateCompleted || last.ExitCode != 0 {
+		t.Fatalf("job %s ended %s exit %d (reason %q), want COMPLETED 0", id, last.State, last.ExitCode, last.Reason)
+	}
+	ctx := ctxFor(t, time.Minute)
+	var log []byte
+	for i := 0; i < 20; i++ {
+		b, err := s.fs.ReadAt(ctx, j.log, 0, 1<<16)
+		log = b
+		if err == nil && strings.Count(string(b), "task=") == 4 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	want := map[string]string{"nodes": "2", "ntasks": "4", "cpus_per_node": "4(x2)", "mem_per_node": "200", "time_limit": "00:03:00"}
+	tasksOn := map[string]int{}
+	tasks := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "task=") {
+			if w, known := want[k]; known && v != w {
+				t.Errorf("job %s: %s=%s, want %s (log %q)", id, k, v, w, log)
+			}
+			delete(want, k)
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || !strings.HasPrefix(f[1], "host=") || !strings.HasPrefix(f[2], "gpus=") {
+			t.Errorf("job %s: unexpected log line %q", id, line)
+			continue
+		}
+		tasks++
+		tasksOn[strings.TrimPrefix(f[1], "host=")]++
+		if g := strings.TrimPrefix(f[2], "gpus="); len(strings.Split(g, ",")) != 2 || g == "none" {
+			t.Errorf("job %s: task sees GPUs %q, want 2 (log %q)", id, g, log)
+		}
+	}
+	for k := range want {
+		t.Errorf("job %s: the log lacks %s= (log %q)", id, k, log)
+	}
+	if tasks != 4 || len(tasksOn) != 2 {
+		t.Errorf("job %s: %d tasks on hosts %v, want 4 tasks on 2 hosts (log %q)", id, tasks, tasksOn, log)
+	}
+	for h, n := range tasksOn {
+		if n != 2 {
+			t.Errorf("job %s: %d tasks on %s, want 2 (log %q)", id, n, h, log)
+		}
+	}
+	if last.Nodes == "" {
+		t.Errorf("job %s: Slurm reported no nodes", id)
+	}
+	t.Logf("job %s ran on %s: %v", id, last.Nodes, tasksOn)
 }

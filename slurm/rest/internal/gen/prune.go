@@ -134,6 +134,10 @@ var Profiles = map[string]Profile{
 			setAt("components/schemas/dbv0.0.38_job/properties/allocation_nodes",
 				map[string]any{"type": "integer", "description": "Nodes allocated to job"},
 				"sends a node count (2), the document says string"),
+			setAt("components/schemas/v0.0.38_job_properties/properties/nodes",
+				map[string]any{"type": "string", "description": "Node count as sbatch --nodes takes it: N or MIN-MAX"},
+				"reads a node count only as a number or a string (\"2\", \"2-4\"); the array "+
+					"the document says ([2, 2]) is accepted and ignored: the job gets one node"),
 			setAt("components/schemas/v0.0.38_meta/properties/Slurm/properties/version/properties/major",
 				map[string]any{"type": "integer"}, "sends the version numbers as integers"),
 			setAt("components/schemas/v0.0.38_meta/properties/Slurm/properties/version/properties/minor",
