@@ -28,6 +28,13 @@ command -v patchelf >/dev/null || { apt-get update -qq && apt-get install -y -qq
 scripts/old-userland.sh up
 eval "$(scripts/old-userland.sh env)"
 
+# Headless Chromium for the dashboard's browser tests (ui/, slurmtune ui).
+if ! command -v chromium >/dev/null; then
+  echo "test: installing chromium" >&2
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+
 scripts/dev-cluster.sh up
 scripts/dev-sshd.sh up
 eval "$(scripts/dev-cluster.sh env)"

@@ -16,6 +16,9 @@ It honours slurmtune's payload contract (see README, "Payload contract"):
   eval:  loads the final checkpoint, writes $SLURMTUNE_EVAL_DIR/nll.jsonl
          ({"nll_sum", "tokens"} per validation record) and predictions.jsonl
          ({"prompt", "prediction", "reference"}); `slurmtune gate` reads them.
+  metrics: rank 0 appends {"step": N, "time": unix, "loss": ..., "learning_rate": ...,
+         "tokens_per_second": ...} to $SLURMTUNE_METRICS_FILE every log_every steps
+         (hyperparameter, default 1); eval appends its perplexity and NLL.
 Hyperparameters come from $SLURMTUNE_HPARAMS (JSON).
 """
 import json
@@ -57,6 +60,17 @@ def log(msg):
     print(f"[tiny_lm rank {rank}] {msg}", flush=True)
 
 
+def write_metrics(step, **values):
+    """Append one line of the metrics contract to $SLURMTUNE_METRICS_FILE (if set)."""
+    path = os.environ.get("SLURMTUNE_METRICS_FILE")
+    if not path:
+        return
+    line = {"step": step, "time": time.time()}
+    line.update(values)
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def hparams():
     path = os.environ.get("SLURMTUNE_HPARAMS")
     hp = {}
@@ -65,7 +79,7 @@ def hparams():
             hp = json.load(f)
     d = {"max_steps": 60, "batch_size": 16, "seq_len": 64, "lr": 3e-3, "d_model": 64,
          "n_layers": 2, "n_heads": 4, "checkpoint_every": 20, "seed": 1, "eval_records": 16, "max_new_bytes": 40,
-         "step_sleep": 0.0}
+         "step_sleep": 0.0, "log_every": 1}
     d.update(hp)
     return d
 
@@ -214,6 +228,10 @@ def train():
         stopping = flag.item() > 0
         if step % 10 == 0 or step == max_steps:
             log(f"step {step}/{max_steps} loss {loss.item():.4f}")
+        if rank == 0 and (step % max(1, int(hp["log_every"])) == 0 or step == max_steps):
+            now = time.time()
+            tps = (step - start) * hp["batch_size"] * seq * world / max(now - t0, 1e-9)
+            write_metrics(step, loss=loss.item(), learning_rate=opt.param_groups[0]["lr"], tokens_per_second=tps)
         if (step % every == 0 or stopping) and step < max_steps:
             if rank == 0:
                 save_checkpoint(ckdir, f"step-{step:08d}", model, opt, step, hp)
@@ -290,6 +308,10 @@ def evaluate():
         os.replace(os.path.join(out_dir, name + ".tmp"), os.path.join(out_dir, name))
     ppl = math.exp(nll_total / tok_total) if tok_total else float("inf")
     log(f"validation: {len(texts)} records, {tok_total} tokens, perplexity {ppl:.3f}")
+    if tok_total:
+        with open(os.path.join(final, "meta.json")) as f:
+            final_step = int(json.load(f).get("step", 0))
+        write_metrics(final_step, perplexity=ppl, eval_nll=nll_total / tok_total, eval_tokens=tok_total)
 
 
 if __name__ == "__main__":

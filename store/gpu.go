@@ -330,6 +330,16 @@ type GPUState struct {
 	bad         map[string]int
 	dirtyGPU    map[GPUKey]bool
 	dirtyStatus map[statusKey]bool
+	points      []GPUPoint
+}
+
+// GPUPoint is one GPU sample's utilization, memory and power over time.
+type GPUPoint struct {
+	GPUKey
+	Time    time.Time `json:"time"`
+	UtilPct *float64  `json:"util_pct"`
+	MemUsed *uint64   `json:"mem_used_bytes"`
+	PowerW  *float64  `json:"power_w"`
 }
 
 // Offset is how far path has been read, including what was added since
@@ -377,6 +387,7 @@ func (g *GPUState) Add(stage string, s nvml.Sample) {
 	}
 	a.Add(s)
 	g.dirtyGPU[k] = true
+	g.points = append(g.points, GPUPoint{GPUKey: k, Time: s.Time, UtilPct: s.UtilPct, MemUsed: s.MemUsedBytes, PowerW: s.PowerW})
 }
 
 // Changed reports whether anything was added or read since loading.
@@ -386,7 +397,7 @@ func (g *GPUState) Changed() bool {
 			return true
 		}
 	}
-	return len(g.dirtyGPU) > 0 || len(g.dirtyStatus) > 0
+	return len(g.dirtyGPU) > 0 || len(g.dirtyStatus) > 0 || len(g.points) > 0
 }
 
 // Stages lists the stages with telemetry or status lines, sorted.
@@ -556,6 +567,9 @@ func (s *Store) SaveGPUState(ctx context.Context, g *GPUState) (saved bool, err 
 				return err
 			}
 		}
+		if err := insertGPUPoints(ctx, tx, g.RunID, g.points); err != nil {
+			return err
+		}
 		for k := range g.dirtyStatus {
 			st := g.Status[k]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gpu_nvml_status (run_id, stage, host, nvml, error, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -578,8 +592,71 @@ func (s *Store) SaveGPUState(ctx context.Context, g *GPUState) (saved bool, err 
 		clear(g.bad)
 		clear(g.dirtyGPU)
 		clear(g.dirtyStatus)
+		g.points = nil
 	}
 	return saved, nil
+}
+
+func insertGPUPoints(ctx context.Context, tx *sql.Tx, runID string, pts []GPUPoint) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO gpu_points (run_id, stage, host, gpu, uuid, mig, at, util, mem_used, power_w)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, p := range pts {
+		var mem sql.NullInt64
+		if p.MemUsed != nil && *p.MemUsed <= math.MaxInt64 {
+			mem = sql.NullInt64{Int64: int64(*p.MemUsed), Valid: true}
+		}
+		if _, err := stmt.ExecContext(ctx, runID, p.Stage, p.Host, p.GPU, p.UUID, p.MIG, ms(p.Time), nullFloat(p.UtilPct), mem, nullFloat(p.PowerW)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nullFloat(v *float64) sql.NullFloat64 {
+	if v == nil || math.IsNaN(*v) || math.IsInf(*v, 0) {
+		return sql.NullFloat64{}
+	}
+	return sql.NullFloat64{Float64: *v, Valid: true}
+}
+
+// GPUPoints lists a run's GPU samples, by GPU and time.
+func (s *Store) GPUPoints(ctx context.Context, runID string) ([]GPUPoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT stage, host, gpu, uuid, mig, at, util, mem_used, power_w FROM gpu_points
+		WHERE run_id = ? ORDER BY host, gpu, uuid, mig, at`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("GPU samples of %s: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []GPUPoint
+	for rows.Next() {
+		var p GPUPoint
+		var at int64
+		var util, power sql.NullFloat64
+		var mem sql.NullInt64
+		if err := rows.Scan(&p.Stage, &p.Host, &p.GPU, &p.UUID, &p.MIG, &at, &util, &mem, &power); err != nil {
+			return nil, err
+		}
+		p.Time = time.UnixMilli(at).UTC()
+		if util.Valid {
+			p.UtilPct = &util.Float64
+		}
+		if power.Valid {
+			p.PowerW = &power.Float64
+		}
+		if mem.Valid {
+			m := uint64(mem.Int64)
+			p.MemUsed = &m
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 // MarkGPUDone records that a run's samples files were read to the end after

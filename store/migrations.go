@@ -185,4 +185,83 @@ var migrations = []string{
 		created_at   INTEGER NOT NULL
 	);
 	CREATE INDEX notifications_due ON notifications(next_at) WHERE delivered_at IS NULL;`,
+	// 7: training curves and eval results (store/metrics.go): every point
+	// of every metric a stage's payload appended to its metrics file (keyed
+	// by its series and the byte offset of its line, so reading a line twice
+	// stores it once), with the segment (Slurm job, retry attempt and
+	// restart) it came from; how
+	// far each metrics file was read and which job's segment it was in; the
+	// run's hyperparameters; the eval report's gates; and every GPU sample's
+	// utilization, memory and power (the dashboard's GPU curves).
+	`CREATE TABLE metric_series (
+		id     INTEGER PRIMARY KEY,
+		run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage  TEXT NOT NULL,
+		name   TEXT NOT NULL,
+		UNIQUE (run_id, stage, name)
+	);
+	CREATE TABLE metric_segments (
+		id      INTEGER PRIMARY KEY,
+		run_id  TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage   TEXT NOT NULL,
+		job_id  TEXT NOT NULL,
+		attempt INTEGER NOT NULL,
+		restart INTEGER NOT NULL,
+		UNIQUE (run_id, stage, job_id, attempt, restart)
+	);
+	CREATE TABLE metric_points (
+		series  INTEGER NOT NULL REFERENCES metric_series(id) ON DELETE CASCADE,
+		off     INTEGER NOT NULL,
+		step    INTEGER,
+		value   REAL NOT NULL,
+		at      INTEGER NOT NULL,
+		segment INTEGER NOT NULL,
+		PRIMARY KEY (series, off)
+	) WITHOUT ROWID;
+	CREATE TABLE metric_files (
+		run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		path       TEXT NOT NULL,
+		stage      TEXT NOT NULL,
+		read_to    INTEGER NOT NULL,
+		bad_lines  INTEGER NOT NULL DEFAULT 0,
+		job_id     TEXT NOT NULL DEFAULT '',
+		restart    INTEGER NOT NULL DEFAULT 0,
+		done_at    INTEGER,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (run_id, path)
+	);
+	CREATE TABLE run_params (
+		run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		params TEXT NOT NULL
+	);
+	CREATE TABLE eval_reports (
+		run_id   TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		job_id   TEXT NOT NULL,
+		passed   INTEGER NOT NULL,
+		read_at  INTEGER NOT NULL
+	);
+	CREATE TABLE eval_gates (
+		run_id    TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		position  INTEGER NOT NULL,
+		metric    TEXT NOT NULL,
+		op        TEXT NOT NULL,
+		threshold REAL NOT NULL,
+		value     REAL,
+		passed    INTEGER NOT NULL,
+		reason    TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (run_id, position)
+	);
+	CREATE TABLE gpu_points (
+		run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		stage    TEXT NOT NULL,
+		host     TEXT NOT NULL,
+		gpu      INTEGER NOT NULL,
+		uuid     TEXT NOT NULL,
+		mig      TEXT NOT NULL,
+		at       INTEGER NOT NULL,
+		util     REAL,
+		mem_used INTEGER,
+		power_w  REAL,
+		PRIMARY KEY (run_id, host, gpu, uuid, mig, at)
+	) WITHOUT ROWID;`,
 }

@@ -473,5 +473,74 @@ func (s *Store) Metrics(ctx context.Context, runID string) (map[string]map[strin
 	return out, rows.Err()
 }
 
+// RunSummary is one row of a runs list: the run, its stages' jobs, its
+// last train loss and its eval verdict, read with a constant number of
+// queries however many runs there are.
+type RunSummary struct {
+	ID, Name, State string
+	Cancelled       bool
+	CreatedAt       time.Time
+	EndedAt         time.Time
+	// TrainLoss is the last train loss point; nil without one.
+	TrainLoss *float64
+	// EvalPassed is the stored eval report's verdict; nil without one.
+	EvalPassed *bool
+	Stages     []Stage
+}
+
+// RunSummaries lists every run, newest first.
+func (s *Store) RunSummaries(ctx context.Context) ([]RunSummary, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT r.id, r.name, r.state, r.cancelled, r.created_at, r.ended_at,
+		(SELECT p.value FROM metric_series s JOIN metric_points p ON p.series = s.id
+			WHERE s.run_id = r.id AND s.stage = 'train' AND s.name = 'loss' ORDER BY p.off DESC LIMIT 1),
+		e.passed
+		FROM runs r LEFT JOIN eval_reports e ON e.run_id = r.id ORDER BY r.created_at DESC, r.id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	var out []RunSummary
+	index := map[string]int{}
+	for rows.Next() {
+		var r RunSummary
+		var created int64
+		var ended sql.NullInt64
+		var loss sql.NullFloat64
+		var passed sql.NullBool
+		if err := rows.Scan(&r.ID, &r.Name, &r.State, &r.Cancelled, &created, &ended, &loss, &passed); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		r.CreatedAt, r.EndedAt = time.UnixMilli(created), fromMs(ended)
+		if loss.Valid {
+			r.TrainLoss = &loss.Float64
+		}
+		if passed.Valid {
+			r.EvalPassed = &passed.Bool
+		}
+		index[r.ID] = len(out)
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT run_id, name, position, job_id, attempt, state, restarts FROM stages ORDER BY run_id, position`)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var st Stage
+		if err := rows.Scan(&id, &st.Name, &st.Position, &st.JobID, &st.Attempt, &st.State, &st.Restarts); err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		if i, ok := index[id]; ok {
+			out[i].Stages = append(out[i].Stages, st)
+		}
+	}
+	return out, rows.Err()
+}
+
 // IsNotFound reports whether err means a missing run.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -88,6 +88,31 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly opens an existing database for reading only (the web
+// dashboard): nothing is created, migrated or written, and the database
+// must already be at this build's schema version.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database read-only: %w", err)
+	}
+	dsn := fmt.Sprintf("file:%s?mode=ro&_busy_timeout=15000&_foreign_keys=on&_query_only=true", escapePath(path))
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database read-only: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database read-only: %w", err)
+	}
+	if v != len(migrations) {
+		db.Close()
+		return nil, fmt.Errorf("open database read-only: %s is at schema version %d, this slurmtune needs %d: run `slurmtune status --no-sync` once to migrate it", path, v, len(migrations))
+	}
+	return &Store{db: db, path: path}, nil
+}
+
 func escapePath(p string) string {
 	// The sqlite3 driver reads the DSN as a URI: escape what would end the path.
 	out := make([]byte, 0, len(p))

@@ -140,12 +140,20 @@ func seed(t *testing.T, db *sql.DB, v int) {
 	if v >= 2 {
 		stmts = append(stmts, `INSERT INTO metrics (run_id, stage, name, value, at) VALUES ('old-run', 'eval', 'perplexity', 7.5, 1900)`)
 	}
+	if v >= metricsSchema {
+		stmts = append(stmts, `INSERT INTO metric_series (id, run_id, stage, name) VALUES (1, 'old-run', 'train', 'loss')`,
+			`INSERT INTO metric_segments (id, run_id, stage, job_id, attempt, restart) VALUES (1, 'old-run', 'train', '42', 1, 0)`,
+			`INSERT INTO metric_points (series, off, step, value, at, segment) VALUES (1, 0, 1, 2.5, 1900, 1)`)
+	}
 	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 }
+
+// metricsSchema is the schema version that added training curves.
+const metricsSchema = 7
 
 func TestMigrateFromEveryVersion(t *testing.T) {
 	for k := 0; k <= len(migrations); k++ {
@@ -200,6 +208,15 @@ func TestMigrateFromEveryVersion(t *testing.T) {
 			}
 			if !reflect.DeepEqual(m, want) {
 				t.Errorf("metrics = %v, want %v", m, want)
+			}
+			// Training curves work on the old run.
+			if saved, err := s.SaveMetricLines(ctx, "old-run", MetricFile{Path: "/m/train.jsonl"}, MetricFile{Path: "/m/train.jsonl", Stage: "train", ReadTo: 40},
+				[]MetricPoint{{Stage: "train", Name: "loss", Offset: 20, Value: 2.25, Time: time.UnixMilli(1950)}}); err != nil || !saved {
+				t.Fatalf("SaveMetricLines = %v, %v", saved, err)
+			}
+			pts, err := s.MetricPoints(ctx, "old-run", MetricFilter{Name: "loss"})
+			if want := map[bool]int{true: 2, false: 1}[k >= metricsSchema]; err != nil || len(pts) != want {
+				t.Errorf("loss points = %+v, %v", pts, err)
 			}
 			// And the old run keeps being tracked.
 			if _, err := s.UpdateJob(ctx, TrackedJob{RunID: "old-run", Stage: "train", JobID: "42"}, slurm.Job{ID: "42", State: slurm.StateCompleted}); err != nil {

@@ -57,6 +57,8 @@ type Run struct {
 // Layout is where a run keeps its files, relative to nothing: all absolute.
 type Layout struct {
 	Dir, Logs, Data, Checkpoints, Eval, Pipeline, Hparams string
+	// Metrics holds each stage's metrics file (MetricsPath).
+	Metrics string
 }
 
 // LayoutOf returns the file layout of a run directory.
@@ -69,8 +71,13 @@ func LayoutOf(dir string) Layout {
 		Eval:        filepath.Join(dir, "eval"),
 		Pipeline:    filepath.Join(dir, "pipeline.yaml"),
 		Hparams:     filepath.Join(dir, "hyperparameters.json"),
+		Metrics:     filepath.Join(dir, "metrics"),
 	}
 }
+
+// MetricsPath is the metrics file of a stage ($SLURMTUNE_METRICS_FILE):
+// JSON lines the stage's payload appends (see the README's payload contract).
+func (l Layout) MetricsPath(stage string) string { return filepath.Join(l.Metrics, stage+".jsonl") }
 
 // LogPath is the log file of a stage.
 func (l Layout) LogPath(stage string) string { return filepath.Join(l.Logs, stage+".log") }
@@ -124,6 +131,7 @@ type data struct {
 	Mem, Time                               string
 	RunDir, DataDir, CheckpointDir, EvalDir string
 	HparamsFile, PipelineFile, Slurmtune    string
+	MetricsFile                             string
 	Modules, Setup                          []string
 	Env                                     []envVar
 	// SecretFiles are environment.secrets given by file: Value is the
@@ -149,6 +157,7 @@ func (s *Set) RenderServe(p *jobs.Pipeline, run Run, checkpoint string) (Script,
 	d := stageData(p, run, jobs.StageDeploy)
 	l := LayoutOf(run.Dir)
 	d.Stage, d.JobName, d.Comment, d.Log = ServeStage, JobName(p.Name, ServeStage), Comment(run.ID, ServeStage), l.LogPath(ServeStage)
+	d.MetricsFile = l.MetricsPath(ServeStage)
 	d.DirectiveSafeLogs = directiveSafe(d.Log)
 	sv := p.Deploy.Serve
 	d.CPUs, d.Mem, d.Time, d.GPUsPerNode = max(sv.CPUs, 1), sv.Mem.Slurm(), sv.Time.Slurm(), sv.GPUs
@@ -179,7 +188,7 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		Partition: p.Cluster.Partition, Account: p.Cluster.Account, QOS: p.Cluster.QOS,
 		Nodes: 1, TasksPerNode: 1,
 		RunDir: l.Dir, DataDir: l.Data, CheckpointDir: l.Checkpoints, EvalDir: l.Eval,
-		HparamsFile: l.Hparams, PipelineFile: l.Pipeline, Slurmtune: run.Slurmtune,
+		HparamsFile: l.Hparams, PipelineFile: l.Pipeline, Slurmtune: run.Slurmtune, MetricsFile: l.MetricsPath(stage),
 		Modules: p.Environment.Modules, Setup: p.Environment.Setup,
 		PortBase: 20000, PortRange: 20000, SrunWait: 60,
 		Strategy: p.Deploy.Strategy,

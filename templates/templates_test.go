@@ -3,6 +3,7 @@ package templates
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
@@ -348,7 +349,7 @@ func TestJobName(t *testing.T) {
 func TestLayout(t *testing.T) {
 	l := LayoutOf("/r/x")
 	want := Layout{Dir: "/r/x", Logs: "/r/x/logs", Data: "/r/x/data", Checkpoints: "/r/x/checkpoints", Eval: "/r/x/eval",
-		Pipeline: "/r/x/pipeline.yaml", Hparams: "/r/x/hyperparameters.json"}
+		Pipeline: "/r/x/pipeline.yaml", Hparams: "/r/x/hyperparameters.json", Metrics: "/r/x/metrics"}
 	if l != want {
 		t.Errorf("LayoutOf = %+v, want %+v", l, want)
 	}
@@ -470,4 +471,52 @@ func FuzzQuote(f *testing.F) {
 			t.Fatalf("bash reads QuoteArgs(%q, %q) = %s back as %q (%v)", a, b, QuoteArgs([]string{a, b}), out, err)
 		}
 	})
+}
+
+// TestMetricsFileIsLiteral: every stage exports its metrics file under the
+// run directory, literally even in a hostile run directory, and the
+// segment marker line it appends is one JSON object.
+func TestMetricsFileIsLiteral(t *testing.T) {
+	dir := t.TempDir() + strings.TrimPrefix(hostileDir, "/scratch")
+	run := Run{ID: tinyRun.ID, Dir: dir, Slurmtune: "/opt/slurmtune"}
+	for stage, sc := range render(t, loadTiny(t), run) {
+		t.Run(stage, func(t *testing.T) {
+			var lines []string
+			for _, l := range strings.Split(string(sc.Body), "\n") {
+				if strings.HasPrefix(l, "export SLURMTUNE_METRICS_FILE=") || strings.HasPrefix(l, `mkdir -p "${SLURMTUNE_METRICS_FILE`) || strings.HasPrefix(l, "  || echo") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 3 {
+				t.Fatalf("metrics file lines %q in:\n%s", lines, sc.Body)
+			}
+			sandbox := t.TempDir()
+			script := strings.Join(lines, "\n") + "\nprintf '%s' \"$SLURMTUNE_METRICS_FILE\""
+			cmd := exec.Command("bash", "--norc", "--noprofile", "-c", script)
+			cmd.Dir = sandbox
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "SLURM_JOB_ID=77", "SLURM_RESTART_COUNT=2"}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("bash: %v\n%s", err, out)
+			}
+			want := LayoutOf(dir).MetricsPath(stage)
+			if string(out) != want {
+				t.Fatalf("SLURMTUNE_METRICS_FILE = %q, want %q", out, want)
+			}
+			b, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m struct {
+				S struct {
+					Job     string `json:"job"`
+					Restart int    `json:"restart"`
+					Time    int64  `json:"time"`
+				} `json:"slurmtune"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil || m.S.Job != "77" || m.S.Restart != 2 || m.S.Time < 1e9 {
+				t.Errorf("marker line %q: %+v, %v", b, m, err)
+			}
+		})
+	}
 }

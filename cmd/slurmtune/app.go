@@ -89,6 +89,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			driftCommand(),
 			completionCommand(),
+			metricsCommand(),
+			compareCommand(),
+			uiCommand(),
 		},
 	}
 	usageErrors(app.Commands)

@@ -340,6 +340,7 @@ func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
 		total.Changed += res.Changed
 		total.Missing += res.Missing
 	}
+	cs.ingestLive(ctx, live)
 	// Queue the webhook events the refresh revealed (local, cheap); sync
 	// and submit --wait deliver them.
 	if _, err := notify.Queue(ctx, cs.st, time.Now()); err != nil {
@@ -358,6 +359,27 @@ func deliverNotifications(ctx context.Context, e *env, st *store.Store) {
 	if res.Failed > 0 {
 		e.log.Warn("webhook notifications failed; they are retried with backoff", "failed", res.Failed, "gave_up", res.GaveUp, "sent", res.Sent)
 	}
+}
+
+// ingestLive reads the new metrics and eval results of the runs whose jobs
+// were live before the refresh (so also the last lines of the ones that
+// just ended).
+func (cs *clusterSet) ingestLive(ctx context.Context, live []store.TrackedJob) {
+	seen := map[string]bool{}
+	var runs []*store.Run
+	for _, t := range live {
+		if seen[t.RunID] {
+			continue
+		}
+		seen[t.RunID] = true
+		r, err := cs.st.GetRun(ctx, t.RunID)
+		if err != nil {
+			cs.e.log.Warn("metrics", "run", t.RunID, "err", err)
+			continue
+		}
+		runs = append(runs, r)
+	}
+	ingestRuns(ctx, cs.e, cs.st, cs, runs)
 }
 
 // withReadRetries retries a read while the controller is unreachable, with

@@ -538,17 +538,38 @@ func listSampleFiles(ctx context.Context, fsys slurm.FileSystem, dir string) ([]
 // into g. done reports whether it reached the end of the file (rather than
 // the read budget).
 func readSamplesFile(ctx context.Context, fsys slurm.FileSystem, path string, g *store.GPUState, attr *attributor) (done bool, err error) {
-	off := g.Offset(path)
+	bad := 0
+	off, skipped, done, err := readNewLines(ctx, fsys, path, g.Offset(path), gpuReadBudget, func(_ int64, line []byte) {
+		var s nvml.Sample
+		if err := json.Unmarshal(line, &s); err != nil {
+			bad++
+			return
+		}
+		g.Add(attr.stage(s), s)
+	})
+	if err != nil {
+		return false, err
+	}
+	g.Advance(path, off, bad+skipped)
+	return done, nil
+}
+
+// readNewLines calls line for every complete, non-blank line of path from
+// offset off on (with the line's own offset), reading through the cluster's
+// filesystem in chunks, at most about budget bytes. It returns the offset
+// after the last complete line, how many lines longer than maxSampleLine it
+// skipped, and whether it reached the end of the file; a missing file is at
+// its end.
+func readNewLines(ctx context.Context, fsys slurm.FileSystem, path string, off, budget int64, line func(off int64, b []byte)) (next int64, skipped int, done bool, err error) {
 	start := off
 	var pending []byte
-	bad := 0
-	for off-start < gpuReadBudget {
+	for off-start < budget {
 		b, err := fsys.ReadAt(ctx, path, off+int64(len(pending)), gpuChunk)
 		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil
+			return off, skipped, true, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read %s: %w", path, err)
+			return off, skipped, false, fmt.Errorf("read %s: %w", path, err)
 		}
 		if len(b) == 0 {
 			break
@@ -558,26 +579,21 @@ func readSamplesFile(ctx context.Context, fsys slurm.FileSystem, path string, g 
 		if last < 0 {
 			if len(pending) > maxSampleLine {
 				off += int64(len(pending)) // an absurd line: skip it
-				pending, bad = nil, bad+1
+				pending, skipped = nil, skipped+1
 			}
 			continue
 		}
-		for line := range bytes.SplitSeq(pending[:last], []byte{'\n'}) {
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
+		pos := off
+		for l := range bytes.SplitSeq(pending[:last], []byte{'\n'}) {
+			if len(bytes.TrimSpace(l)) > 0 {
+				line(pos, l)
 			}
-			var s nvml.Sample
-			if err := json.Unmarshal(line, &s); err != nil {
-				bad++
-				continue
-			}
-			g.Add(attr.stage(s), s)
+			pos += int64(len(l)) + 1
 		}
 		off += int64(last + 1)
 		pending = slices.Clone(pending[last+1:])
 	}
-	g.Advance(path, off, bad)
-	return off-start < gpuReadBudget, nil
+	return off, skipped, off-start < budget, nil
 }
 
 // attributor finds the stage a sample line belongs to.

@@ -65,10 +65,66 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	}
 	gpu := gpuSummaries(ctx, e, st, runs, !o.noSync)
 	restarts := lastRestartReasons(ctx, st, runs)
-	if o.json {
-		return writeStatusJSON(e.stdout, runs, gpu, restarts)
+	metrics, err := statusMetricsOf(ctx, st, runs)
+	if err != nil {
+		return err
 	}
-	return writeStatusTable(e.stdout, runs, gpu, restarts)
+	if o.json {
+		return writeStatusJSON(e.stdout, runs, gpu, restarts, metrics)
+	}
+	return writeStatusTable(e.stdout, runs, gpu, restarts, metrics)
+}
+
+// statusMetrics is what status shows of a run's metrics: its last train
+// loss and its eval report.
+type statusMetrics struct {
+	TrainLoss  *float64           `json:"train_loss"`
+	TrainStep  *int64             `json:"train_step"`
+	EvalPassed *bool              `json:"eval_passed"`
+	Eval       map[string]float64 `json:"eval"`
+	Gates      []store.GateRecord `json:"gates"`
+}
+
+func statusMetricsOf(ctx context.Context, st *store.Store, runs []*store.Run) (map[string]*statusMetrics, error) {
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	last, err := st.LastMetricPoints(ctx, ids, "train", "loss")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*statusMetrics{}
+	for _, r := range runs {
+		m := &statusMetrics{Eval: map[string]float64{}, Gates: []store.GateRecord{}}
+		if p, ok := last[r.ID]; ok {
+			v := p.Value
+			m.TrainLoss, m.TrainStep = &v, p.Step
+		}
+		ev, err := st.EvalReport(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ev != nil {
+			m.EvalPassed, m.Eval, m.Gates = &ev.Passed, ev.Metrics, ev.Gates
+		}
+		out[r.ID] = m
+	}
+	return out, nil
+}
+
+func (m *statusMetrics) lossCell() string {
+	if m == nil || m.TrainLoss == nil {
+		return "-"
+	}
+	return fmtMetric(*m.TrainLoss)
+}
+
+func (m *statusMetrics) evalCell() string {
+	if m == nil || m.EvalPassed == nil {
+		return "-"
+	}
+	return verdictWord(*m.EvalPassed)
 }
 
 // syncQuietly refreshes from Slurm; when the cluster cannot be asked, status
@@ -116,15 +172,17 @@ type runJSON struct {
 	// is "sacct", "pipeline" or "sacct+pipeline".
 	GPUHours       *float64 `json:"gpu_hours"`
 	GPUHoursSource string   `json:"gpu_hours_source"`
+	// Metrics is the run's last train loss and its eval report.
+	Metrics *statusMetrics `json:"metrics"`
 }
 
-func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string) error {
+func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
 	out := struct {
 		Runs []runJSON `json:"runs"`
 	}{Runs: []runJSON{}}
 	for _, r := range runs {
 		rj := runJSON{ID: r.ID, Name: r.Name, State: r.State, Transport: r.Transport, Cluster: r.Cluster, RunDir: r.RunDir,
-			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}}
+			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: metrics[r.ID]}
 		g := gpu[r.ID]
 		if g != nil {
 			rj.GPUHours, rj.GPUHoursSource = g.hours, g.source
@@ -145,24 +203,25 @@ func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, res
 	return enc.Encode(out)
 }
 
-func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string) error {
+func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
+	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tLOSS\tEVAL\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
 	for _, r := range runs {
 		for i, s := range r.Stages {
-			id, name, state, gpuH := r.ID, r.Name, r.State, statusGPUHours(gpu[r.ID])
+			id, name, state, gpuH, loss, ev := r.ID, r.Name, r.State, statusGPUHours(gpu[r.ID]), metrics[r.ID].lossCell(), metrics[r.ID].evalCell()
 			if i > 0 {
-				id, name, state, gpuH = "", "", "", ""
+				id, name, state, gpuH, loss, ev = "", "", "", "", "", ""
 			}
 			exit := "-"
 			if s.ExitCode != nil {
 				exit = strconv.Itoa(*s.ExitCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, s.Name, dash(s.JobID), s.State, exit,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, loss, ev, s.Name, dash(s.JobID), s.State, exit,
 				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(s.Reason))
 		}
 		if len(r.Stages) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]),
+				metrics[r.ID].lossCell(), metrics[r.ID].evalCell())
 		}
 	}
 	if err := tw.Flush(); err != nil {

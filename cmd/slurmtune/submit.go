@@ -108,6 +108,7 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	}
 	last := ""
 	r, err := svc.Follow(ctx, res.Run.ID, o.interval, func(r *store.Run) {
+		ingestRun(ctx, e, st, cl.fs, r)
 		line := progressLine(r)
 		if line != last {
 			fmt.Fprintln(e.stderr, line)

@@ -156,6 +156,15 @@ func TestE2ETransports(t *testing.T) {
 			if st := slurmtune(t, db, "status", runID); st.code != 0 || !strings.Contains(st.stdout, "SUCCEEDED") {
 				t.Errorf("status: exit %d:\n%s%s", st.code, st.stdout, st.stderr)
 			}
+			// The train stage's metrics lines were read over the transport by submit --wait.
+			var m metricsOut
+			if err := json.Unmarshal([]byte(slurmtune(t, db, "metrics", runID, "--json", "--no-sync").stdout), &m); err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Points) != 2 || m.Points[0].Name != "loss" || m.Points[1].Value != 2.25 ||
+				m.Points[1].JobID != s.Runs[0].Stages[1].JobID || m.Eval == nil || !m.Eval.Passed {
+				t.Errorf("metrics over %s: %+v", transport, m)
+			}
 			train := s.Runs[0].Stages[1]
 			if lg := slurmtune(t, db, "logs", runID, "train"); lg.code != 0 || countLines(lg.stdout, "world size 4") != 4 ||
 				!strings.Contains(lg.stdout, "stage train job "+train.JobID) {
