@@ -19,8 +19,8 @@
 # On a cluster, put DIR on the filesystem the compute nodes share and point
 # train.python and eval.python at DIR/bin/python.
 #
-# Env: PAYLOAD_PYTHON (interpreter to build from; default python3.11 or
-#      python3), PAYLOAD_REQUIREMENTS (another lock file), and pip's own
+# Env: PAYLOAD_PYTHON (interpreter to build from; default: the one DIR was
+#      built with, else python3.11 or python3), PAYLOAD_REQUIREMENTS (another lock file), and pip's own
 #      variables (PIP_FIND_LINKS for a local wheel cache, PIP_INDEX_URL for a
 #      mirror of PyPI).
 set -euo pipefail
@@ -44,6 +44,11 @@ REQ=${PAYLOAD_REQUIREMENTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/pay
 [ -r "$REQ" ] || die "lock file $REQ not found"
 
 PY=${PAYLOAD_PYTHON:-}
+if [ -z "$PY" ] && [ -f "$DIR/.slurmtune-payload.sha256" ] && [ -x "$DIR/bin/python" ]; then
+	# Unless told otherwise, keep the interpreter the environment was built with.
+	PY=$(sed -n 's/^executable = //p' "$DIR/pyvenv.cfg" 2>/dev/null)
+	[ -x "$PY" ] || PY=""
+fi
 if [ -z "$PY" ]; then
 	PY=$(command -v python3.11 || command -v python3 || true)
 	[ -n "$PY" ] || die "no python3 found: install Python 3.11 (Debian: apt-get install python3 python3-venv python3-dev)"
