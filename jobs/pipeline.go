@@ -89,6 +89,12 @@ type Model struct {
 	Name string `yaml:"name"`
 	// Base is the base model (an HF id or a path); empty for from-scratch.
 	Base string `yaml:"base"`
+	// Config and Tokenizer are for the HF payload (see hf.go): an HF
+	// config.json to build a randomly initialised model from instead of
+	// Base, and the tokenizer (an HF id or directory, or "train"; empty:
+	// Base's).
+	Config    string `yaml:"config,omitempty"`
+	Tokenizer string `yaml:"tokenizer,omitempty"`
 }
 
 // Data is the training data and how prep treats it.
@@ -215,6 +221,8 @@ type Train struct {
 	MasterPortBase int             `yaml:"master_port_base,omitempty"`
 	Network        TrainNetwork    `yaml:"network,omitempty"`
 	Checkpoint     TrainCheckpoint `yaml:"checkpoint,omitempty"`
+	// LoRA trains a LoRA adapter (HF payload, see hf.go).
+	LoRA *LoRA `yaml:"lora,omitempty"`
 }
 
 // Eval is the evaluation stage.
@@ -792,6 +800,7 @@ func (p *Pipeline) validate(file string) Errors {
 		}
 	}
 	errs = append(errs, p.validateLaunch(file, bad)...)
+	errs = append(errs, p.validateModel(file)...)
 	for m, g := range p.Eval.Gates {
 		key := "eval.gates." + m
 		if !contains(KnownMetrics, m) {
@@ -987,6 +996,7 @@ func (p *Pipeline) resolvePaths() {
 	for i := range p.Data.Toxicity.WordLists {
 		abs(&p.Data.Toxicity.WordLists[i])
 	}
+	p.resolveModelPaths()
 	abs(&p.Train.Script)
 	if ds := p.Train.DeepSpeed; ds != nil {
 		abs(&ds.ConfigFile)
