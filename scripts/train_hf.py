@@ -94,9 +94,13 @@ HPARAM_DEFAULTS = {
 }
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None, "merge": True}
 INSTRUCTION_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
-# The chat template of a tokenizer trained here (ChatML; <|im_end|> is EOS).
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+# The chat template of a tokenizer trained here: ChatML with <|im_end|> as
+# EOS, and no newline after the last turn, so an assistant turn's tokens end
+# with EOS and every rendering of a conversation's prefix is a prefix of it.
+# (HF renders templates with trim_blocks: newlines are written as {{ '\n' }}.)
+CHATML = ("{% for m in messages %}{% if not loop.first %}{{ '\\n' }}{% endif %}<|im_start|>{{ m['role'] }}{{ '\\n' }}"
+          "{{ m['content'] }}<|im_end|>{% endfor %}"
+          "{% if add_generation_prompt %}{% if messages %}{{ '\\n' }}{% endif %}<|im_start|>assistant{{ '\\n' }}{% endif %}")
 
 
 def hparams():
@@ -228,10 +232,13 @@ def encode(rec, fmt, tok, max_len):
         for i, m in enumerate(msgs):
             if m.get("role") != "assistant":
                 continue
-            start = len(tok.apply_chat_template(msgs[:i], tokenize=True, add_generation_prompt=True,
-                                                return_dict=False)) if i else 0
-            end = len(tok.apply_chat_template(msgs[:i + 1], tokenize=True, return_dict=False))
-            labels[start:end] = ids[start:end]
+            prefix = list(tok.apply_chat_template(msgs[:i], tokenize=True, add_generation_prompt=True,
+                                                  return_dict=False)) if i else []
+            upto = list(tok.apply_chat_template(msgs[:i + 1], tokenize=True, return_dict=False))
+            if ids[:len(prefix)] != prefix or ids[:len(upto)] != upto:
+                raise ValueError("the tokenizer's chat template does not render the start of a conversation as "
+                                 "a prefix of the whole: cannot tell the assistant turns' tokens apart")
+            labels[len(prefix):len(upto)] = ids[len(prefix):len(upto)]
         if not ids or ids[-1] != eos:
             ids.append(eos)
             labels.append(eos)

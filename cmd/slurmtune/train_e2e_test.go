@@ -18,7 +18,14 @@ import (
 // returns the run id and the jobs.
 func submitTiny(t *testing.T, db, workdir string, sets ...string) submitJSON {
 	t.Helper()
-	args := []string{"submit", tinyPipeline(t), "--json", "--set", "workdir=" + workdir}
+	return submitPipeline(t, db, tinyPipeline(t), workdir, sets...)
+}
+
+// submitPipeline submits a pipeline file with its workdir and extra --set
+// overrides and returns the run id and the jobs.
+func submitPipeline(t *testing.T, db, file, workdir string, sets ...string) submitJSON {
+	t.Helper()
+	args := []string{"submit", file, "--json", "--set", "workdir=" + workdir}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
