@@ -228,10 +228,14 @@ type Train struct {
 // Eval is the evaluation stage.
 type Eval struct {
 	StageCommon `yaml:",inline"`
-	Python      string          `yaml:"python"`
-	Script      string          `yaml:"script"`
-	Args        []string        `yaml:"args"`
-	Gates       map[string]Gate `yaml:"gates"`
+	// GPUs is the eval job's --gres=gpu:N (0: none); Container runs the
+	// eval program in its own image (default: environment.container).
+	GPUs      int             `yaml:"gpus,omitempty"`
+	Container *Container      `yaml:"container,omitempty"`
+	Python    string          `yaml:"python"`
+	Script    string          `yaml:"script"`
+	Args      []string        `yaml:"args"`
+	Gates     map[string]Gate `yaml:"gates"`
 }
 
 // Gate is a bound on one metric.

@@ -128,9 +128,12 @@ type data struct {
 	Env                                     []envVar
 	Launcher                                string
 	Program                                 []string
-	PortBase, PortRange, SrunWait           int
-	Strategy                                string
-	Train                                   trainData
+	// EvalWrap is what the eval program runs under (its container), with a
+	// trailing space; "" for none.
+	EvalWrap                      string
+	PortBase, PortRange, SrunWait int
+	Strategy                      string
+	Train                         trainData
 	// The serving job a blue-green or canary deploy starts.
 	ServeModel, ServeName, ServeStartup string
 }
@@ -206,6 +209,7 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	case jobs.StageEval:
 		c = p.Eval.StageCommon
 		d.Program = append([]string{p.Eval.Python, p.Eval.Script}, p.Eval.Args...)
+		d.GPUsPerNode, d.EvalWrap = p.Eval.GPUs, evalWrap(p)
 	case jobs.StageDeploy:
 		c = p.Deploy.StageCommon
 	}
