@@ -51,7 +51,7 @@ func hfSets(env string, steps, every int, launcher string, stage int, offload bo
 		"train.hyperparameters.max_steps=" + strconv.Itoa(steps), "train.checkpoint.every_steps=" + strconv.Itoa(every),
 		"train.hyperparameters.logging_steps=1", "train.hyperparameters.warmup_steps=2",
 		"train.hyperparameters.eval_records=8", "train.hyperparameters.max_new_tokens=8",
-		"eval.gates.perplexity.max=1000"}
+		"eval.gates.perplexity.max=1000", "deploy.strategy=record"}
 	if offload {
 		sets = append(sets, "train.deepspeed.offload_optimizer={device: cpu}")
 	}
@@ -300,7 +300,8 @@ func TestE2EHFLaunchers(t *testing.T) {
 			extra := []string{"name=hf-" + name}
 			if c.format != "text" {
 				extra = append(extra, "data.format="+c.format, "data.inputs=["+writeFormatData(t, tmp, c.format, 300)+"]",
-					"data.near_dup.enabled=false", "train.hyperparameters.packing=false")
+					"data.near_dup.enabled=false", "train.hyperparameters.packing=false",
+					"train.hyperparameters.max_seq_length=256") // whole examples: none is truncated
 			}
 			sub := submitPipeline(t, db, hfPipeline(t), filepath.Join(tmp, "runs"), hfSets(env, 8, 4, c.launcher, c.stage, c.offload, extra...)...)
 			s := waitEnded(t, db, sub.Run, 12*time.Minute)

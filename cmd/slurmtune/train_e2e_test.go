@@ -328,7 +328,7 @@ func TestPayloadsCompile(t *testing.T) {
 	if err != nil {
 		slurmtest.Missing(t, "python3 not found")
 	}
-	for _, f := range []string{"train_hf.py", "tiny_lm.py"} {
+	for _, f := range []string{"train_hf.py", "tiny_lm.py", "tiny_serve.py", "hf_serve.py"} {
 		src := filepath.Join(repoRoot(t), "scripts", f)
 		code := "import sys, py_compile; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)"
 		if out, err := exec.Command(py, "-c", code, src, filepath.Join(t.TempDir(), f+"c")).CombinedOutput(); err != nil {
