@@ -23,7 +23,6 @@ usage: hf_serve.py --model DIR [--port N] [--host 0.0.0.0] [--name NAME]
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -96,14 +95,9 @@ class Handler(tiny_serve.Handler):
 
     def do_POST(self):
         srv = self.server
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            n = -1
-        if n < 0 or n > 1 << 20:
-            self.close_connection = True
-            return self.error(400, "bad Content-Length")
-        raw = self.rfile.read(n) if n else b""
+        raw = self.read_body()
+        if raw is None:
+            return
         chat = self.path == "/v1/chat/completions"
         if self.path != "/v1/completions" and not chat:
             return self.error(404, "not found")
@@ -122,11 +116,7 @@ class Handler(tiny_serve.Handler):
                 if not isinstance(prompt, str):
                     raise ValueError("prompt must be a string")
                 logged = prompt
-            max_tokens = int(req.get("max_tokens", req.get("max_completion_tokens", 16)))
-            temperature = float(req.get("temperature", 0) or 0)
-            stream = bool(req.get("stream", False))
-            if max_tokens < 0 or max_tokens > 4096:
-                raise ValueError("max_tokens must be in [0, 4096]")
+            max_tokens, temperature, stream = tiny_serve.sampling(req)
         except (ValueError, TypeError, AttributeError) as e:
             return self.error(400, f"bad request: {e}")
         srv.prompts.write(logged)
@@ -150,16 +140,7 @@ class Handler(tiny_serve.Handler):
                 "model": name, "choices": [choice],
                 "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
             })
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-        def chunk(obj):
-            data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode("utf-8")) + b"\n\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
+        self.start_events()
 
         def event(text, finish, first=False):
             if chat:
@@ -172,15 +153,13 @@ class Handler(tiny_serve.Handler):
         first, text = True, ""
         try:
             for piece in srv.model.generate(prompt, max_tokens, temperature):
-                chunk(event(piece, None, first))
+                self.event(event(piece, None, first))
                 first, text = False, text + piece
             n_out = len(srv.model.tok(text, add_special_tokens=False)["input_ids"]) if text else 0
-            chunk(event("", "length" if n_out >= max_tokens else "stop", first))
+            self.event(event("", "length" if n_out >= max_tokens else "stop", first))
         except RuntimeError as e:
-            chunk({"error": {"message": f"generation failed: {e}", "type": "server_error", "code": 500}})
-        chunk(b"[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+            self.event({"error": {"message": f"generation failed: {e}", "type": "server_error", "code": 500}})
+        self.end_events()
 
 
 def main():
@@ -205,21 +184,7 @@ def main():
     srv.prompts, srv.failures = tiny_serve.PromptLog(args.prompt_log), tiny_serve.FailureInjector(args.fail_rate)
     host, port = srv.server_address[:2]
     log(f"serving {args.model} (step {model.step}) as {args.name} on {host}:{port}")
-    if args.address_file:
-        tmp = args.address_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.uname().nodename}:{port}\n")
-        os.replace(tmp, args.address_file)
-
-    def stop(signum, _frame):
-        log(f"signal {signum}: shutting down")
-        threading.Thread(target=srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    srv.serve_forever(poll_interval=0.2)
-    srv.server_close()
-    log("stopped")
+    tiny_serve.serve(srv, args.address_file, log)
 
 
 if __name__ == "__main__":

@@ -125,10 +125,11 @@ with torch.no_grad(), open(val) as f:
 print(json.dumps({"perplexity": math.exp(nll / n), "tokens": n, "params": sum(p.numel() for p in model.parameters())}))
 `
 
-func freshPerplexity(t *testing.T, env, runDir string) float64 {
+// payloadPy runs a Python program with the payload environment's
+// interpreter, here on the login side, and returns its stdout.
+func payloadPy(t *testing.T, env, what, code string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(env, "bin", "python"), "-c", freshPerplexityPy,
-		filepath.Join(runDir, "checkpoints", "final"), filepath.Join(runDir, "hf-data", "validation.jsonl"))
+	cmd := exec.Command(filepath.Join(env, "bin", "python"), append([]string{"-c", code}, args...)...)
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", "HF_HUB_OFFLINE=1", "HF_HUB_DISABLE_PROGRESS_BARS=1")
 	out, err := cmd.Output()
 	if err != nil {
@@ -136,8 +137,15 @@ func freshPerplexity(t *testing.T, env, runDir string) float64 {
 		if ee, ok := err.(*exec.ExitError); ok {
 			msg = string(ee.Stderr)
 		}
-		t.Fatalf("from_pretrained in a fresh process: %v\n%s", err, msg)
+		t.Fatalf("%s: %v\n%s", what, err, msg)
 	}
+	return out
+}
+
+func freshPerplexity(t *testing.T, env, runDir string) float64 {
+	t.Helper()
+	out := payloadPy(t, env, "from_pretrained in a fresh process", freshPerplexityPy,
+		filepath.Join(runDir, "checkpoints", "final"), filepath.Join(runDir, "hf-data", "validation.jsonl"))
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var r struct {
 		Perplexity float64 `json:"perplexity"`
@@ -239,15 +247,7 @@ print(json.dumps({"masked": tok.decode([i for i, l in zip(ids, labels) if l == -
 
 func maskedLabels(t *testing.T, env, runDir string) (masked, trained, eos, last string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(env, "bin", "python"), "-c", maskedLabelsPy, filepath.Join(runDir, "hf-data"))
-	out, err := cmd.Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("decode the tokenized data: %v\n%s", err, msg)
-	}
+	out := payloadPy(t, env, "decode the tokenized data", maskedLabelsPy, filepath.Join(runDir, "hf-data"))
 	var r struct{ Masked, Trained, EOS, Last string }
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("%v\n%s", err, out)
