@@ -566,6 +566,12 @@ def train(args):
         def __init__(self):
             self.last = (time.time(), 0)
 
+        def on_train_begin(self, _args, state, control, model=None, **_kw):
+            if state.is_world_process_zero and hp["gradient_checkpointing"]:
+                m = getattr(model, "base_model", model)
+                on = getattr(m, "is_activation_checkpointing", getattr(m, "is_gradient_checkpointing", None))
+                log(f"gradient checkpointing: {'on' if on else 'NOT on' if on is False else 'requested'}")
+
         def on_step_end(self, _args, state, control, **_kw):
             if any_rank(STOP["requested"]):
                 STOP["requested"] = True
