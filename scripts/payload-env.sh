@@ -116,15 +116,25 @@ log "[4/4] building DeepSpeed's CPU ops (cpu_adam, shm comm) into $DIR/torch-ext
 # Every rank of every job would otherwise JIT-compile them at start (minutes
 # on a small node); jobs find them with TORCH_EXTENSIONS_DIR=DIR/torch-extensions.
 # The CUDA ops are still built just in time on GPU nodes, which have nvcc.
-if ! TORCH_EXTENSIONS_DIR=$DIR/torch-extensions "$DIR/bin/python" - <<'PY' >"$DIR/.ops-build.log" 2>&1; then
-from deepspeed.ops.op_builder.cpu import CPUAdamBuilder, ShareMemCommBuilder
-for b in (CPUAdamBuilder(), ShareMemCommBuilder()):
-    b.load(verbose=False)
-    print("payload-env:   built", b.name, flush=True)
-PY
-	tail -n 20 "$DIR/.ops-build.log" >&2
-	die "building the DeepSpeed CPU ops failed (they need g++ and the Python headers: apt-get install g++ python3-dev)"
-fi
-grep '^payload-env:' "$DIR/.ops-build.log" >&2 || true
+# The two builds run side by side (one compiler each).
+pids=()
+for op in CPUAdamBuilder ShareMemCommBuilder; do
+	TORCH_EXTENSIONS_DIR=$DIR/torch-extensions "$DIR/bin/python" -c '
+import sys
+from deepspeed.ops.op_builder import cpu
+b = getattr(cpu, sys.argv[1])()
+b.load(verbose=False)
+print("payload-env:   built", b.name, flush=True)
+' "$op" >"$DIR/.ops-build-$op.log" 2>&1 &
+	pids+=($!)
+done
+failed=0
+for i in "${!pids[@]}"; do
+	wait "${pids[$i]}" || failed=1
+done
+for op in CPUAdamBuilder ShareMemCommBuilder; do
+	grep '^payload-env:' "$DIR/.ops-build-$op.log" >&2 || { tail -n 20 "$DIR/.ops-build-$op.log" >&2; failed=1; }
+done
+[ "$failed" = 0 ] || die "building the DeepSpeed CPU ops failed (they need g++ and the Python headers: apt-get install g++ python3-dev)"
 printf '%s\n' "$want" >"$STAMP"
 log "built $DIR in $((SECONDS - t0)) s"
