@@ -140,6 +140,11 @@ func (t Train) DeepSpeedConfig() ([]byte, error) {
 		}
 		zero[key] = m
 	}
+	if zero["stage"] == 3 {
+		// Without it the final save holds only DeepSpeed's partitioned
+		// shards: no HF weights for from_pretrained (eval, deploy).
+		zero["stage3_gather_16bit_weights_on_model_save"] = true
+	}
 	cfg["zero_optimization"] = zero
 	switch ds.Precision {
 	case "fp16":

@@ -112,7 +112,7 @@ func TestDeepSpeedConfigFileInvalid(t *testing.T) {
 			[]string{`:1:68: zero_optimization.offload_optimizer.device: NVMe optimizer offload needs ZeRO stage 3 (ZeRO-Infinity); stage is 1 (use device cpu below stage 3)`}},
 		{"stage above 3", `{"zero_optimization": {"stage": 5}}`,
 			[]string{`:1:33: zero_optimization.stage: ZeRO stage must be 0, 1, 2 or 3, not 5`}},
-		{"nvme without path", `{"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme"}}}`,
+		{"nvme without path", `{"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme"}, "stage3_gather_16bit_weights_on_model_save": true}}`,
 			[]string{`:1:64: zero_optimization.offload_param.device: NVMe offload needs nvme_path (a directory on a local NVMe drive)`}},
 		{"inconsistent batch sizes", `{"train_batch_size": 10, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1}`,
 			[]string{`:1:22: train_batch_size: 10 is not train_micro_batch_size_per_gpu x gradient_accumulation_steps x world size = 2 x 1 x 8 (2 nodes x 4 GPUs) = 16`}},
@@ -202,7 +202,8 @@ func TestDeepSpeedConfig(t *testing.T) {
 		"gradient_clipping": 1.0,
 		"zero_optimization": map[string]any{"stage": 3.0,
 			"offload_optimizer": map[string]any{"device": "cpu", "pin_memory": true},
-			"offload_param":     map[string]any{"device": "nvme", "nvme_path": "/local/nvme"}},
+			"offload_param":     map[string]any{"device": "nvme", "nvme_path": "/local/nvme"},
+			"stage3_gather_16bit_weights_on_model_save": true},
 		"fp16": map[string]any{"enabled": true, "loss_scale": 0.0, "initial_scale_power": 16.0, "loss_scale_window": 1000.0,
 			"hysteresis": 2.0, "min_loss_scale": 1.0},
 		"bf16": map[string]any{"enabled": false},
@@ -238,7 +239,7 @@ func TestDeepSpeedConfig(t *testing.T) {
 
 func TestDeepSpeedConfigFileUsedAsIs(t *testing.T) {
 	dir := t.TempDir()
-	content := []byte("{\n  \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"cpu\"}},\n  \"bf16\": {\"enabled\": \"auto\"},\n  \"train_batch_size\": \"auto\"\n}\n")
+	content := []byte("{\n  \"zero_optimization\": {\"stage\": 3, \"offload_param\": {\"device\": \"cpu\"}, \"stage3_gather_16bit_weights_on_model_save\": true},\n  \"bf16\": {\"enabled\": \"auto\"},\n  \"train_batch_size\": \"auto\"\n}\n")
 	if err := os.WriteFile(filepath.Join(dir, "ds.json"), content, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -141,24 +141,45 @@ func (p *Pipeline) validateLaunch(file string, bad func(path, format string, arg
 			}
 		}
 	}
-	if c := p.Environment.Container; c != nil {
-		switch c.Runtime {
-		case "apptainer", "pyxis":
-		default:
-			bad("environment.container.runtime", "must be apptainer or pyxis, not %q", c.Runtime)
-		}
-		if strings.TrimSpace(c.Image) == "" {
-			errs = append(errs, &FieldError{File: file, Pos: p.posOrParent("environment.container.image"), Msg: "environment.container.image: the container image is required"})
-		} else if strings.ContainsAny(c.Image, "\n\r") {
-			bad("environment.container.image", "must not contain a line break")
-		}
-		for i, m := range c.Mounts {
-			if m == "" || strings.ContainsAny(m, ",\n\r") {
-				bad(fmt.Sprintf("environment.container.mounts[%d]", i), "%q is not a SRC[:DST] mount (no commas or line breaks)", m)
-			}
-		}
+	errs = append(errs, p.validateContainer(file, "environment.container", p.Environment.Container, bad)...)
+	errs = append(errs, p.validateContainer(file, "eval.container", p.Eval.Container, bad)...)
+	if p.Eval.GPUs < 0 {
+		bad("eval.gpus", "must not be negative")
 	}
 	return append(errs, p.validateDeepSpeed(file)...)
+}
+
+// validateContainer checks a container block at key (nil: none).
+func (p *Pipeline) validateContainer(file, key string, c *Container, bad func(path, format string, args ...any)) Errors {
+	if c == nil {
+		return nil
+	}
+	var errs Errors
+	switch c.Runtime {
+	case "apptainer", "pyxis":
+	default:
+		bad(key+".runtime", "must be apptainer or pyxis, not %q", c.Runtime)
+	}
+	if strings.TrimSpace(c.Image) == "" {
+		errs = append(errs, &FieldError{File: file, Pos: p.posOrParent(key + ".image"), Msg: key + ".image: the container image is required"})
+	} else if strings.ContainsAny(c.Image, "\n\r") {
+		bad(key+".image", "must not contain a line break")
+	}
+	for i, m := range c.Mounts {
+		if m == "" || strings.ContainsAny(m, ",\n\r") {
+			bad(fmt.Sprintf("%s.mounts[%d]", key, i), "%q is not a SRC[:DST] mount (no commas or line breaks)", m)
+		}
+	}
+	return errs
+}
+
+// EvalContainer is the eval stage's container: eval.container, else
+// environment.container (nil: none).
+func (p *Pipeline) EvalContainer() *Container {
+	if p.Eval.Container != nil {
+		return p.Eval.Container
+	}
+	return p.Environment.Container
 }
 
 // posOrParent is where key was set, else where its nearest parent was.

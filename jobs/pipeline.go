@@ -98,6 +98,12 @@ type Model struct {
 	Name string `yaml:"name"`
 	// Base is the base model (an HF id or a path); empty for from-scratch.
 	Base string `yaml:"base"`
+	// Config and Tokenizer are for the HF payload (see hf.go): an HF
+	// config.json to build a randomly initialised model from instead of
+	// Base, and the tokenizer (an HF id or directory, or "train"; empty:
+	// Base's).
+	Config    string `yaml:"config,omitempty"`
+	Tokenizer string `yaml:"tokenizer,omitempty"`
 }
 
 // Data is the training data and how prep treats it.
@@ -224,15 +230,21 @@ type Train struct {
 	MasterPortBase int             `yaml:"master_port_base,omitempty"`
 	Network        TrainNetwork    `yaml:"network,omitempty"`
 	Checkpoint     TrainCheckpoint `yaml:"checkpoint,omitempty"`
+	// LoRA trains a LoRA adapter (HF payload, see hf.go).
+	LoRA *LoRA `yaml:"lora,omitempty"`
 }
 
 // Eval is the evaluation stage.
 type Eval struct {
 	StageCommon `yaml:",inline"`
-	Python      string          `yaml:"python"`
-	Script      string          `yaml:"script"`
-	Args        []string        `yaml:"args"`
-	Gates       map[string]Gate `yaml:"gates"`
+	// GPUs is the eval job's --gres=gpu:N (0: none); Container runs the
+	// eval program in its own image (default: environment.container).
+	GPUs      int             `yaml:"gpus,omitempty"`
+	Container *Container      `yaml:"container,omitempty"`
+	Python    string          `yaml:"python"`
+	Script    string          `yaml:"script"`
+	Args      []string        `yaml:"args"`
+	Gates     map[string]Gate `yaml:"gates"`
 	// MaxTextBytes bounds one prediction or reference the gate reads
 	// (default 1 MiB).
 	MaxTextBytes int `yaml:"max_text_bytes,omitempty"`
@@ -914,6 +926,7 @@ func (p *Pipeline) validate(file string) Errors {
 		}
 	}
 	errs = append(errs, p.validateLaunch(file, bad)...)
+	errs = append(errs, p.validateModel(file)...)
 	for m, g := range p.Eval.Gates {
 		key := "eval.gates." + m
 		if !contains(KnownMetrics, m) {
@@ -1154,6 +1167,7 @@ func (p *Pipeline) resolvePaths() {
 	for i := range p.Data.Toxicity.WordLists {
 		abs(&p.Data.Toxicity.WordLists[i])
 	}
+	p.resolveModelPaths()
 	abs(&p.Train.Script)
 	if ds := p.Train.DeepSpeed; ds != nil {
 		abs(&ds.ConfigFile)

@@ -2,7 +2,8 @@
 # A real local Slurm 22.05 cluster on one Debian 12 machine, for development
 # and integration tests of slurmtune.
 #
-#   scripts/dev-cluster.sh up       install what is missing, start everything, wait until ready
+#   scripts/dev-cluster.sh up       install what is missing, start everything, wait until ready,
+#                                   build the HF payload's environment (scripts/payload-env.sh)
 #   scripts/dev-cluster.sh down     stop what `up` started (by recorded pid), remove netns/bridge
 #   scripts/dev-cluster.sh status   one line per component; exit 0 if all run
 #   scripts/dev-cluster.sh env      shell exports for a client: eval "$(scripts/dev-cluster.sh env)"
@@ -43,6 +44,7 @@ PIDS=$DIR/pids
 RUN=$DIR/run
 STATE=$DIR/state
 CONF=$ETC/slurm.conf
+PAYLOAD_ENV=$DIR/payload-env
 export SLURM_CONF=$CONF
 
 CLUSTER=slurmtune-dev
@@ -67,7 +69,7 @@ HOSTS_MARK='# slurmtune-dev'
 ACCOUNTS=(default slurmtune)
 
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd slurmrestd mariadb-server
-	python3-torch iproute2 procps util-linux curl coreutils)
+	python3-torch python3-venv python3-dev g++ iproute2 procps util-linux curl coreutils)
 
 # Components in start order; `down` stops them in reverse.
 COMPONENTS=(munge mariadb slurmdbd slurmctld slurmd-st-node1 slurmd-st-node2 slurmrestd)
@@ -650,6 +652,9 @@ cmd_up() {
 	wait_nodes
 	start_slurmrestd
 	UP_RUNNING=0
+	# The Hugging Face payload's pinned Python environment, on the path both
+	# nodes see (one machine here); does nothing when the pins are unchanged.
+	PAYLOAD_PYTHON=${PAYLOAD_PYTHON:-/usr/bin/python3.11} "$SCRIPT_DIR/payload-env.sh" "$PAYLOAD_ENV"
 	if [ "${#STARTED[@]}" -eq 0 ]; then
 		log "already up (nothing to do): cluster $CLUSTER, nodes ${NODES[*]} ready, REST on $REST_URL"
 	else
@@ -750,6 +755,7 @@ cmd_env() {
 		printf 'export SLURM_JWT=%q\n' "$tok"
 	fi
 	printf 'export SLURMTUNE_DEV_CLUSTER=1\n'
+	printf 'export SLURMTUNE_PAYLOAD_ENV=%q\n' "$PAYLOAD_ENV"
 }
 
 cmd_check() {

@@ -102,6 +102,16 @@ class PromptLog:
             self.f.flush()
 
 
+def sampling(req):
+    """max_tokens (default 16, at most 4096), temperature and stream of a
+    completion request; ValueError when they are out of range."""
+    max_tokens = int(req.get("max_tokens", req.get("max_completion_tokens", 16)))
+    temperature = float(req.get("temperature", 0) or 0)
+    if max_tokens < 0 or max_tokens > 4096:
+        raise ValueError("max_tokens must be in [0, 4096]")
+    return max_tokens, temperature, bool(req.get("stream", False))
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # close idle keep-alive connections (the router closes its own after 4s)
@@ -132,16 +142,42 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.error(404, "not found")
 
-    def do_POST(self):
-        srv = self.server
+    def read_body(self):
+        """The request body (at most 1 MiB), or None after answering 400."""
         try:
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
         if n < 0 or n > 1 << 20:
             self.close_connection = True
-            return self.error(400, "bad Content-Length")
-        raw = self.rfile.read(n) if n else b""
+            self.error(400, "bad Content-Length")
+            return None
+        return self.rfile.read(n) if n else b""
+
+    def start_events(self):
+        """Starts a chunked text/event-stream (SSE) response."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def event(self, obj):
+        """One SSE event ("data: JSON", or raw bytes such as b"[DONE]") as one chunk."""
+        data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode("utf-8")) + b"\n\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def end_events(self):
+        self.event(b"[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def do_POST(self):
+        srv = self.server
+        raw = self.read_body()
+        if raw is None:
+            return
         if self.path != "/v1/completions":
             return self.error(404, "not found")
         try:
@@ -151,11 +187,7 @@ class Handler(BaseHTTPRequestHandler):
                 prompt = prompt[0] if prompt else ""
             if not isinstance(prompt, str):
                 raise ValueError("prompt must be a string")
-            max_tokens = int(req.get("max_tokens", 16))
-            temperature = float(req.get("temperature", 0) or 0)
-            stream = bool(req.get("stream", False))
-            if max_tokens < 0 or max_tokens > 4096:
-                raise ValueError("max_tokens must be in [0, 4096]")
+            max_tokens, temperature, stream = sampling(req)
         except (ValueError, TypeError, AttributeError) as e:
             return self.error(400, f"bad request: {e}")
         srv.prompts.write(prompt)
@@ -171,17 +203,8 @@ class Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": len(prompt.encode("utf-8")), "completion_tokens": max_tokens,
                           "total_tokens": len(prompt.encode("utf-8")) + max_tokens},
             })
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self.start_events()
         dec = codecs.getincrementaldecoder("utf-8")("replace")
-
-        def chunk(obj):
-            data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode("utf-8")) + b"\n\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
 
         def event(text, finish):
             return {"id": cid, "object": "text_completion", "created": created, "model": srv.model.name,
@@ -190,11 +213,9 @@ class Handler(BaseHTTPRequestHandler):
         for b in srv.model.generate(prompt, max_tokens, temperature):
             text = dec.decode(bytes([b]))
             if text:
-                chunk(event(text, None))
-        chunk(event(dec.decode(b"", final=True), "length"))
-        chunk(b"[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+                self.event(event(text, None))
+        self.event(event(dec.decode(b"", final=True), "length"))
+        self.end_events()
 
 
 class Server(ThreadingHTTPServer):
@@ -219,11 +240,17 @@ def main():
     srv.model, srv.prompts, srv.failures = model, PromptLog(args.prompt_log), FailureInjector(args.fail_rate)
     host, port = srv.server_address[:2]
     log(f"serving {args.model} (step {model.step}) as {args.name} on {host}:{port}, fail rate {args.fail_rate}")
-    if args.address_file:
-        tmp = args.address_file + ".tmp"
+    serve(srv, args.address_file, log)
+
+
+def serve(srv, address_file, log):
+    """Writes host:port to address_file (if any) and serves until SIGTERM or SIGINT."""
+    port = srv.server_address[1]
+    if address_file:
+        tmp = address_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(f"{os.uname().nodename}:{port}\n")
-        os.replace(tmp, args.address_file)
+        os.replace(tmp, address_file)
 
     def stop(signum, _frame):
         log(f"signal {signum}: shutting down")

@@ -136,9 +136,12 @@ type data struct {
 	Env                                     []envVar
 	// SecretFiles are environment.secrets given by file: Value is the
 	// file's path as a shell word ("$HOME"/... for ~/...).
-	SecretFiles                   []envVar
-	Launcher                      string
-	Program                       []string
+	SecretFiles []envVar
+	Launcher    string
+	Program     []string
+	// EvalWrap is what the eval program runs under (its container), with a
+	// trailing space; "" for none.
+	EvalWrap                      string
 	PortBase, PortRange, SrunWait int
 	Strategy                      string
 	Train                         trainData
@@ -219,6 +222,7 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	case jobs.StageEval:
 		c = p.Eval.StageCommon
 		d.Program = append([]string{p.Eval.Python, p.Eval.Script}, p.Eval.Args...)
+		d.GPUsPerNode, d.EvalWrap = p.Eval.GPUs, evalWrap(p)
 	case jobs.StageDeploy:
 		c = p.Deploy.StageCommon
 	}

@@ -158,6 +158,14 @@ func TestRenderGolden(t *testing.T) {
 			want: []string{"train: #SBATCH --gres=gpu:4", "train: #SBATCH --ntasks-per-node=4", "train: export WORLD_SIZE=$(( SLURM_JOB_NUM_NODES * 4 ))"},
 			// Only training asks for GPUs.
 			absent: []string{"eval: #SBATCH --gres=gpu:4", "prep: #SBATCH --gres=gpu:4"}},
+		{name: "eval-resources", sets: []string{"eval.gpus=1", "eval.mem=16G", "eval.cpus=4", "eval.time=00:45:00",
+			"eval.container={runtime: apptainer, image: /images/eval.sif, mounts: [/models]}",
+			"environment.container={runtime: pyxis, image: nvcr.io/nvidia/pytorch:24.05-py3}"}, run: tinyRun, stages: []string{"eval"},
+			want: []string{"eval: #SBATCH --gres=gpu:1", "eval: #SBATCH --mem=16384M", "eval: #SBATCH --cpus-per-task=4", "eval: #SBATCH --time=00:45:00",
+				"eval: apptainer exec --nv --bind \"$SLURMTUNE_RUN_DIR\" --bind /models /images/eval.sif /usr/bin/python3 /srv/scripts/tiny_lm.py eval"},
+			absent: []string{"train: #SBATCH --gres=gpu:1"}},
+		{name: "eval-pyxis", sets: []string{"environment.container={runtime: pyxis, image: nvcr.io/nvidia/pytorch:24.05-py3}"}, run: tinyRun, stages: []string{"eval"},
+			want: []string{`eval: srun --ntasks=1 --container-image=nvcr.io/nvidia/pytorch:24.05-py3 --container-mounts="$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR" --container-workdir="$SLURMTUNE_RUN_DIR" /usr/bin/python3 /srv/scripts/tiny_lm.py eval`}},
 		{name: "cluster-options", sets: []string{"cluster.partition=gpu-a100", "cluster.account=proj_42", "cluster.qos=high"}, run: tinyRun, stages: []string{"prep"},
 			want: []string{"prep: #SBATCH --partition=gpu-a100", "deploy: #SBATCH --account=proj_42", "train: #SBATCH --qos=high"}},
 		{name: "environment", sets: []string{

@@ -65,26 +65,46 @@ func newTrainData(p *jobs.Pipeline, run Run) trainData {
 			d.SrunTasks += " --gres=gpu:" + strconv.Itoa(t.GPUsPerNode)
 		}
 	}
-	if c := p.Environment.Container; c != nil {
-		switch c.Runtime {
-		case "apptainer":
-			w := []string{"apptainer", "exec"}
-			if t.GPUsPerNode > 0 {
-				w = append(w, "--nv")
-			}
-			words := strings.Join(w, " ") + ` --bind "$SLURMTUNE_RUN_DIR"`
-			for _, m := range c.Mounts {
-				words += " --bind " + Quote(m)
-			}
-			d.Wrap = words + " " + Quote(c.Image) + " "
-		case "pyxis":
-			mounts := `"$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR"`
-			if len(c.Mounts) > 0 {
-				mounts += Quote("," + strings.Join(c.Mounts, ","))
-			}
-			d.SrunContainer = " --container-image=" + Quote(c.Image) + " --container-mounts=" + mounts +
-				` --container-workdir="$SLURMTUNE_RUN_DIR"`
-		}
-	}
+	d.Wrap, d.SrunContainer = containerWrap(p.Environment.Container, t.GPUsPerNode > 0)
 	return d
+}
+
+// containerWrap is how a program runs in container c (nil: none): the
+// apptainer command before it (trailing space), or pyxis's srun options
+// (leading space); gpu passes the node's GPUs into an apptainer container.
+func containerWrap(c *jobs.Container, gpu bool) (wrap, srunOpts string) {
+	if c == nil {
+		return "", ""
+	}
+	switch c.Runtime {
+	case "apptainer":
+		w := []string{"apptainer", "exec"}
+		if gpu {
+			w = append(w, "--nv")
+		}
+		words := strings.Join(w, " ") + ` --bind "$SLURMTUNE_RUN_DIR"`
+		for _, m := range c.Mounts {
+			words += " --bind " + Quote(m)
+		}
+		return words + " " + Quote(c.Image) + " ", ""
+	case "pyxis":
+		mounts := `"$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR"`
+		if len(c.Mounts) > 0 {
+			mounts += Quote("," + strings.Join(c.Mounts, ","))
+		}
+		return "", " --container-image=" + Quote(c.Image) + " --container-mounts=" + mounts +
+			` --container-workdir="$SLURMTUNE_RUN_DIR"`
+	}
+	return "", ""
+}
+
+// evalWrap is what the eval program runs under: its container's apptainer
+// command, or a one-task srun step with pyxis's options (pyxis works
+// through srun only); "" without a container.
+func evalWrap(p *jobs.Pipeline) string {
+	wrap, srunOpts := containerWrap(p.EvalContainer(), p.Eval.GPUs > 0)
+	if srunOpts != "" {
+		return "srun --ntasks=1" + srunOpts + " "
+	}
+	return wrap
 }

@@ -18,7 +18,14 @@ import (
 // returns the run id and the jobs.
 func submitTiny(t *testing.T, db, workdir string, sets ...string) submitJSON {
 	t.Helper()
-	args := []string{"submit", tinyPipeline(t), "--json", "--set", "workdir=" + workdir}
+	return submitPipeline(t, db, tinyPipeline(t), workdir, sets...)
+}
+
+// submitPipeline submits a pipeline file with its workdir and extra --set
+// overrides and returns the run id and the jobs.
+func submitPipeline(t *testing.T, db, file, workdir string, sets ...string) submitJSON {
+	t.Helper()
+	args := []string{"submit", file, "--json", "--set", "workdir=" + workdir}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
@@ -325,7 +332,7 @@ func TestPayloadsCompile(t *testing.T) {
 	if err != nil {
 		slurmtest.Missing(t, "python3 not found")
 	}
-	for _, f := range []string{"train_hf.py", "tiny_lm.py"} {
+	for _, f := range []string{"train_hf.py", "tiny_lm.py", "tiny_serve.py", "hf_serve.py"} {
 		src := filepath.Join(repoRoot(t), "scripts", f)
 		code := "import sys, py_compile; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)"
 		if out, err := exec.Command(py, "-c", code, src, filepath.Join(t.TempDir(), f+"c")).CombinedOutput(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 
@@ -37,9 +38,13 @@ func CheckFiles(ctx context.Context, p *jobs.Pipeline, file, where string, fsys 
 	if p.StageOn(jobs.StageTrain) {
 		c.path("train.script", p.Train.Script, regular)
 		c.interpreter("train.python", p.Train.Python)
-		if strings.HasPrefix(p.Model.Base, "/") {
-			c.path("model.base", p.Model.Base, directory)
+		if strings.HasPrefix(p.Model.Base, "/") && c.path("model.base", p.Model.Base, directory) {
+			c.path("model.base", path.Join(p.Model.Base, "config.json"), regular)
 		}
+		if strings.HasPrefix(p.Model.Tokenizer, "/") {
+			c.path("model.tokenizer", p.Model.Tokenizer, directory)
+		}
+		c.path("model.config", p.Model.Config, regular)
 	}
 	if p.StageOn(jobs.StageEval) {
 		c.path("eval.script", p.Eval.Script, regular)
@@ -90,9 +95,10 @@ func (c *fileCheck) lookupFailed(err error) bool {
 	return true
 }
 
-func (c *fileCheck) path(key, path string, want kind) {
+// path checks one path and reports whether it is there as wanted.
+func (c *fileCheck) path(key, path string, want kind) bool {
 	if path == "" || c.err != nil {
-		return
+		return false
 	}
 	fi, err := c.fs.Stat(c.ctx, path)
 	switch {
@@ -105,7 +111,10 @@ func (c *fileCheck) path(key, path string, want kind) {
 		c.bad(key, "%s on %s is not a regular file", path, c.where)
 	case want == directory && !fi.IsDir():
 		c.bad(key, "%s on %s is not a directory", path, c.where)
+	default:
+		return true
 	}
+	return false
 }
 
 // interpreter checks an interpreter given as a path (a bare name is looked

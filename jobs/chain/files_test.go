@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestCheckFiles(t *testing.T) {
 	write("train.py", 0o644)
 	write("bin/python", 0o755)
 	write("notexec", 0o644)
-	os.Mkdir(filepath.Join(dir, "model"), 0o755)
+	write("model/config.json", 0o644)
 	file := filepath.Join(dir, "p.yaml")
 	good := `name: t
 data: {inputs: [data/*.jsonl, data/a.jsonl]}
@@ -57,7 +58,6 @@ model: {base: ` + dir + `/model}
 data: {inputs: [data/*.txt, nothere.jsonl]}
 train: {script: missing.py, python: ` + dir + `/notexec}
 eval: {script: data}
-model: {base: ` + dir + `/train.py}
 environment: {container: {runtime: apptainer, image: /no/such.sif}}
 `)
 	want := []string{
@@ -66,10 +66,39 @@ environment: {container: {runtime: apptainer, image: /no/such.sif}}
 		"p.yaml:3:17: train.script: DIR/missing.py does not exist on this host",
 		"p.yaml:3:37: train.python: DIR/notexec on this host is not an executable",
 		"p.yaml:4:16: eval.script: DIR/data on this host is not a regular file",
-		"p.yaml:5:15: model.base: DIR/train.py on this host is not a directory",
-		"p.yaml:6:54: environment.container.image: /no/such.sif does not exist on this host",
+		"p.yaml:5:54: environment.container.image: /no/such.sif does not exist on this host",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCheckFilesModel: over a transport whose files are not this host's,
+// the model's files are looked up through the transport's filesystem (here
+// this host's, standing in for the login node's).
+func TestCheckFilesModel(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "train.py"), []byte("x"), 0o644)
+	os.Mkdir(filepath.Join(dir, "model"), 0o755)
+	file := filepath.Join(dir, "p.yaml")
+	os.WriteFile(file, []byte(`name: t
+cluster: {transport: ssh, ssh: {host: login1}}
+data: {inputs: [`+dir+`/train.py]}
+train: {script: train.py}
+model: {base: `+dir+`/model, tokenizer: `+dir+`/tok}
+`), 0o644)
+	p, err := jobs.Load(file, jobs.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := CheckFiles(context.Background(), p, "p.yaml", "login1", local.FS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.ReplaceAll(errs.Error(), dir, "DIR")
+	want := "p.yaml:5:15: model.base: DIR/model/config.json does not exist on login1\n" +
+		"p.yaml:5:" + strconv.Itoa(len("model: {base: "+dir+"/model, tokenizer: ")+1) + ": model.tokenizer: DIR/tok does not exist on login1"
+	if got != want {
+		t.Errorf("problems:\n%s\nwant:\n%s", got, want)
 	}
 }
