@@ -159,11 +159,12 @@ type Split struct {
 
 // StageCommon is what every stage can say about its job.
 type StageCommon struct {
-	Enabled *bool    `yaml:"enabled"`
-	CPUs    int      `yaml:"cpus"`
-	Mem     Memory   `yaml:"mem"`
-	Time    Duration `yaml:"time"`
-	Retries Retries  `yaml:"retries"`
+	Enabled      *bool    `yaml:"enabled"`
+	CPUs         int      `yaml:"cpus"`
+	Mem          Memory   `yaml:"mem"`
+	Time         Duration `yaml:"time"`
+	Retries      Retries  `yaml:"retries"`
+	SlurmOptions `yaml:",inline"`
 }
 
 // Retries is a stage's retry policy: when its job ends in one of the On
@@ -203,9 +204,12 @@ func (s StageCommon) On() bool { return s.Enabled == nil || *s.Enabled }
 
 // Train is the training stage.
 type Train struct {
-	StageCommon     `yaml:",inline"`
-	Nodes           int            `yaml:"nodes"`
-	GPUsPerNode     int            `yaml:"gpus_per_node"`
+	StageCommon `yaml:",inline"`
+	Nodes       int `yaml:"nodes"`
+	// GPUs is train.gpus_per_node as written (4, or a100:4 with its GRES
+	// type); GPUsPerNode its count, and a type goes to GPUType.
+	GPUs            GPUSpec        `yaml:"gpus_per_node"`
+	GPUsPerNode     int            `yaml:"-"`
 	TasksPerNode    int            `yaml:"tasks_per_node"`
 	Launcher        string         `yaml:"launcher"`
 	Python          string         `yaml:"python"`
@@ -280,6 +284,7 @@ type Deploy struct {
 // Arguments starting with ./ or ../ resolve against the pipeline file's
 // directory. Default: vllm serve {model} --port {port} --served-model-name {name}.
 type DeployServe struct {
+	SlurmOptions   `yaml:",inline"`
 	Command        []string `yaml:"command,omitempty"`
 	CPUs           int      `yaml:"cpus,omitempty"`
 	Mem            Memory   `yaml:"mem,omitempty"`
@@ -697,6 +702,13 @@ func (p *Pipeline) applyDefaults() {
 	if _, given := p.Pos["train.nodes"]; p.Train.Nodes == 0 && !given {
 		p.Train.Nodes = 1 // unset; an explicit 0 is refused by validate
 	}
+	if _, given := p.Pos["train.gpus_per_node"]; given {
+		p.Train.GPUsPerNode = p.Train.GPUs.Count
+		if p.Train.GPUType == "" {
+			p.Train.GPUType = p.Train.GPUs.Type
+		}
+	}
+	p.Train.GPUs.Count = p.Train.GPUsPerNode
 	if p.Train.TasksPerNode == 0 {
 		p.Train.TasksPerNode = max(p.Train.GPUsPerNode, 1)
 	}
@@ -884,6 +896,10 @@ func (p *Pipeline) validate(file string) Errors {
 		name string
 		c    StageCommon
 	}{{"prep", p.Prep}, {"train", p.Train.StageCommon}, {"eval", p.Eval.StageCommon}, {"deploy", p.Deploy.StageCommon}} {
+		validateSlurmOptions(st.name, st.c.SlurmOptions, p.stageGPUs(st.name), bad)
+		if st.name == StageDeploy {
+			validateSlurmOptions("deploy.serve", p.Deploy.Serve.SlurmOptions, p.Deploy.Serve.GPUs, bad)
+		}
 		if st.c.CPUs < 1 {
 			bad(st.name+".cpus", "must be at least 1, not %d", st.c.CPUs)
 		}
@@ -902,6 +918,9 @@ func (p *Pipeline) validate(file string) Errors {
 	t := p.Train
 	if t.Nodes < 1 {
 		bad("train.nodes", "must be at least 1, not %d", t.Nodes)
+	}
+	if t.GPUs.Type != "" && t.GPUType != t.GPUs.Type {
+		bad("train.gpu_type", "%q is not the type train.gpus_per_node names (%q)", t.GPUType, t.GPUs.Type)
 	}
 	if t.GPUsPerNode < 0 {
 		bad("train.gpus_per_node", "must not be negative")
@@ -1068,6 +1087,17 @@ func (p *Pipeline) validateDeploy(bad func(path, format string, args ...any), re
 	if _, set := p.Pos["deploy.time"]; set && d.Time.Duration < d.MinTime() {
 		bad("deploy.time", "%s is shorter than the deploy needs (serve.startup_timeout + canary.duration + rollback_window = %s)", d.Time.Slurm(), Duration{d.MinTime()}.Slurm())
 	}
+}
+
+// stageGPUs is the number of GPUs (per node) a stage's job asks for.
+func (p *Pipeline) stageGPUs(stage string) int {
+	switch stage {
+	case StageTrain:
+		return p.Train.GPUsPerNode
+	case "deploy.serve":
+		return p.Deploy.Serve.GPUs
+	}
+	return 0
 }
 
 // validateNotify checks the notify section.

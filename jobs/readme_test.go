@@ -18,9 +18,11 @@ func TestREADMEPipelineExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	var pipeline, deployRef string
+	var pipeline, deployRef, stageOpts string
 	for _, b := range blocks {
 		switch {
+		case strings.HasPrefix(b[1], "train:\n  partition:"):
+			stageOpts = b[1]
 		case strings.HasPrefix(b[1], "version: 1"):
 			pipeline = b[1]
 		case strings.HasPrefix(b[1], "deploy:\n"):
@@ -37,6 +39,13 @@ func TestREADMEPipelineExamples(t *testing.T) {
 	}
 	if _, err := Parse("README.md (pipeline file)", abs, []byte(pipeline), LoadOptions{}); err != nil {
 		t.Errorf("the README's pipeline file:\n%v", err)
+	}
+	if stageOpts == "" {
+		t.Error("README: the per-stage Slurm options example is missing")
+	} else if p, err := Parse("README.md (stage options)", abs, []byte("name: readme\ndata: {inputs: [data/*.jsonl]}\n"+stageOpts+"  script: train.py\n"), LoadOptions{}); err != nil {
+		t.Errorf("the README's stage options:\n%v", err)
+	} else if p.Train.GPUsPerNode != 4 || p.Train.GPUType != "a100" || len(p.Train.SbatchArgs) != 2 {
+		t.Errorf("the README's stage options parse as %+v", p.Train.SlurmOptions)
 	}
 	top := regexp.MustCompile(`(?m)^(deploy|monitor):.*\n(?:[ #].*\n|\n)*`)
 	withRef := top.ReplaceAllString(pipeline, "") + deployRef

@@ -127,6 +127,9 @@ type data struct {
 	RunID, Stage, JobName, Comment, Log     string
 	DirectiveSafeLogs                       bool
 	Partition, Account, QOS                 string
+	// Options are the stage's other Slurm options (constraint,
+	// reservation, exclusive, GPU type, mail, sbatch_args).
+	Options jobs.SlurmOptions
 	Nodes, TasksPerNode, CPUs, GPUsPerNode  int
 	Mem, Time                               string
 	RunDir, DataDir, CheckpointDir, EvalDir string
@@ -164,6 +167,7 @@ func (s *Set) RenderServe(p *jobs.Pipeline, run Run, checkpoint string) (Script,
 	d.DirectiveSafeLogs = directiveSafe(d.Log)
 	sv := p.Deploy.Serve
 	d.CPUs, d.Mem, d.Time, d.GPUsPerNode = max(sv.CPUs, 1), sv.Mem.Slurm(), sv.Time.Slurm(), sv.GPUs
+	d.setSlurmOptions(p, sv.SlurmOptions)
 	if sv.Mem.MiB == 0 {
 		d.Mem = "2048M"
 	}
@@ -227,10 +231,27 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		c = p.Deploy.StageCommon
 	}
 	d.CPUs, d.Mem, d.Time = c.CPUs, c.Mem.Slurm(), c.Time.Slurm()
+	d.setSlurmOptions(p, c.SlurmOptions)
 	if stage == jobs.StageTrain {
 		d.Time = jobs.Duration{Duration: p.Train.ChainedTime(run.MaxTime)}.Slurm()
 	}
 	return d
+}
+
+// setSlurmOptions applies a stage's own Slurm options over the cluster
+// section's partition, account and QOS.
+func (d *data) setSlurmOptions(p *jobs.Pipeline, o jobs.SlurmOptions) {
+	d.Partition, d.Account, d.QOS = p.Cluster.Partition, p.Cluster.Account, p.Cluster.QOS
+	if o.Partition != "" {
+		d.Partition = o.Partition
+	}
+	if o.Account != "" {
+		d.Account = o.Account
+	}
+	if o.QOS != "" {
+		d.QOS = o.QOS
+	}
+	d.Options = o
 }
 
 // secretFiles lists the secrets a script reads from files, by name.

@@ -168,6 +168,18 @@ func TestRenderGolden(t *testing.T) {
 			want: []string{`eval: srun --ntasks=1 --container-image=nvcr.io/nvidia/pytorch:24.05-py3 --container-mounts="$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR" --container-workdir="$SLURMTUNE_RUN_DIR" /usr/bin/python3 /srv/scripts/tiny_lm.py eval`}},
 		{name: "cluster-options", sets: []string{"cluster.partition=gpu-a100", "cluster.account=proj_42", "cluster.qos=high"}, run: tinyRun, stages: []string{"prep"},
 			want: []string{"prep: #SBATCH --partition=gpu-a100", "deploy: #SBATCH --account=proj_42", "train: #SBATCH --qos=high"}},
+		{name: "stage-options", sets: []string{
+			"cluster.partition=debug", "train.partition=gpu-a100", "train.account=proj_42", "eval.qos=high",
+			"train.gpus_per_node=a100:4", "train.tasks_per_node=4", "train.constraint=ib&nvlink", "train.reservation=maint-dec",
+			"train.exclusive=true", "train.mail.type=END,FAIL", "train.mail.user=alice@example.org",
+			`train.sbatch_args=["--gpus-per-task=1", "--nodelist=n[1-2]"]`, "prep.constraint=cpu",
+		}, run: tinyRun, stages: []string{"train", "prep"}, want: []string{
+			"train: #SBATCH --partition=gpu-a100", "train: #SBATCH --account=proj_42", "train: #SBATCH --gres=gpu:a100:4",
+			"train: #SBATCH --constraint=ib&nvlink", "train: #SBATCH --reservation=maint-dec", "train: #SBATCH --exclusive",
+			"train: #SBATCH --mail-type=END,FAIL", "train: #SBATCH --mail-user=alice@example.org",
+			"train: #SBATCH --gpus-per-task=1", "train: #SBATCH --nodelist=n[1-2]",
+			"prep: #SBATCH --partition=debug", "prep: #SBATCH --constraint=cpu", "eval: #SBATCH --qos=high",
+		}, absent: []string{"prep: #SBATCH --exclusive", "eval: #SBATCH --constraint", "prep: #SBATCH --account=proj_42"}},
 		{name: "environment", sets: []string{
 			"environment.modules=[cuda/12.1, gcc@12]",
 			`environment.setup=["ulimit -n 4096", "umask 027"]`,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -151,6 +153,9 @@ func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file s
 		}
 	}
 
+	// Features, reservations and GPU types the stages name.
+	errs = append(errs, checkStageOptions(ctx, run, p, file, at, &warnings)...)
+
 	// Would Slurm take each script as it will be submitted?
 	for _, sc := range scripts {
 		argv := []string{"sbatch", "--test-only", "--comment=" + templates.Comment("preflight", sc.Stage), "--output=" + sc.Log}
@@ -252,4 +257,146 @@ func gpuCount(gres string) int {
 	}
 	flush()
 	return total
+}
+
+// stageOptions lists each stage's Slurm options with its key.
+func stageOptions(p *jobs.Pipeline) []struct {
+	key string
+	o   jobs.SlurmOptions
+} {
+	type ko = struct {
+		key string
+		o   jobs.SlurmOptions
+	}
+	var out []ko
+	for _, st := range p.Stages() {
+		switch st {
+		case jobs.StagePrep:
+			out = append(out, ko{st, p.Prep.SlurmOptions})
+		case jobs.StageTrain:
+			out = append(out, ko{st, p.Train.SlurmOptions})
+		case jobs.StageEval:
+			out = append(out, ko{st, p.Eval.SlurmOptions})
+		case jobs.StageDeploy:
+			out = append(out, ko{st, p.Deploy.SlurmOptions}, ko{"deploy.serve", p.Deploy.Serve.SlurmOptions})
+		}
+	}
+	return out
+}
+
+var featureNameRe = regexp.MustCompile(`[A-Za-z_.-][A-Za-z0-9_.-]*`)
+
+// checkStageOptions checks the node features of each stage's constraint,
+// its reservation and its GPU type against the cluster.
+func checkStageOptions(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file string, at func(...string) jobs.Pos, warnings *[]string) jobs.Errors {
+	var errs jobs.Errors
+	problem := func(key, format string, args ...any) {
+		errs = append(errs, &jobs.FieldError{File: file, Pos: at(key), Msg: key + ": " + fmt.Sprintf(format, args...)})
+	}
+	var need struct{ features, reservations, gpuTypes bool }
+	for _, s := range stageOptions(p) {
+		need.features = need.features || s.o.Constraint != ""
+		need.reservations = need.reservations || s.o.Reservation != ""
+		need.gpuTypes = need.gpuTypes || s.o.GPUType != ""
+	}
+	features, gpuTypes := map[string]bool{}, map[string]bool{}
+	if need.features || need.gpuTypes {
+		out, err := run.Run(ctx, cmdline.Command{Argv: []string{"sinfo", "--noheader", "--Node", "--format=%f|%G"}})
+		if err != nil {
+			*warnings = append(*warnings, fmt.Sprintf("could not list the nodes' features and GPU types: %v", err))
+			need.features, need.gpuTypes = false, false
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f, g, _ := strings.Cut(strings.TrimSpace(line), "|")
+			for _, name := range strings.Split(f, ",") {
+				if name != "" && name != "(null)" {
+					features[name] = true
+				}
+			}
+			for _, t := range gresGPUTypes(g) {
+				gpuTypes[t] = true
+			}
+		}
+	}
+	reservations := map[string]bool{}
+	if need.reservations {
+		out, err := run.Run(ctx, cmdline.Command{Argv: []string{"scontrol", "--oneliner", "show", "reservation"}})
+		if err != nil {
+			*warnings = append(*warnings, fmt.Sprintf("could not list the reservations: %v", err))
+			need.reservations = false
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, tok := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(tok, "ReservationName="); ok {
+					reservations[v] = true
+				}
+			}
+		}
+	}
+	for _, s := range stageOptions(p) {
+		if need.features && s.o.Constraint != "" {
+			for _, name := range featureNameRe.FindAllString(s.o.Constraint, -1) {
+				if !features[name] {
+					problem(s.key+".constraint", "no node of the cluster has the feature %q (they have: %s)", name, sortedList(features))
+				}
+			}
+		}
+		if need.reservations && s.o.Reservation != "" && !reservations[s.o.Reservation] {
+			problem(s.key+".reservation", "the cluster has no reservation %q (it has: %s)", s.o.Reservation, sortedList(reservations))
+		}
+		if need.gpuTypes && s.o.GPUType != "" && !gpuTypes[s.o.GPUType] {
+			key := s.key + ".gpu_type"
+			if _, ok := p.Pos[key]; !ok && s.key == jobs.StageTrain {
+				key = "train.gpus_per_node" // the type came from a100:4
+			}
+			problem(key, "the cluster has no GPUs of type %q (it has: %s)", s.o.GPUType, sortedList(gpuTypes))
+		}
+	}
+	return errs
+}
+
+// gresGPUTypes are the GPU types in a node's gres as sinfo's %G prints it
+// ("gpu:a100:4(S:0-1),gpu:v100:2" -> a100, v100; "gpu:4" has none).
+func gresGPUTypes(gres string) []string {
+	var out []string
+	for _, item := range splitGres(gres) {
+		if i := strings.IndexByte(item, '('); i >= 0 {
+			item = item[:i]
+		}
+		f := strings.Split(item, ":")
+		if len(f) == 3 && f[0] == "gpu" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// splitGres splits sinfo's %G at the commas outside parentheses.
+func splitGres(gres string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range gres {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case r == ',' && depth == 0:
+			out = append(out, gres[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, gres[start:])
+}
+
+func sortedList(m map[string]bool) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }

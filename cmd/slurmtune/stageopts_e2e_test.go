@@ -1,0 +1,86 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slurmtune/slurmtune/slurm/slurmtest"
+)
+
+// TestE2EStageOptions: per-stage Slurm options (typed GPUs, constraint,
+// reservation, exclusive, mail, sbatch_args) render shellcheck-clean
+// scripts that Slurm accepts (validate --cluster runs sbatch --test-only on
+// each) on the dev cluster, which has node features, a reservation and
+// typed fake GPUs; an option slurmtune owns, an unknown option, and a GPU
+// type, feature or reservation the cluster lacks are refused at their
+// FILE:LINE:COL.
+func TestE2EStageOptions(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	sets := []string{"--set", "train.gpus_per_node=a100:2", "--set", "train.tasks_per_node=2", "--set", "train.constraint=ib",
+		"--set", "train.reservation=st-future", "--set", "train.exclusive=true", "--set", "train.mail.type=END,FAIL",
+		"--set", "train.mail.user=root", "--set", `train.sbatch_args=["--mincpus=1", "--spread-job"]`,
+		"--set", "prep.constraint=bigmem", "--set", "eval.partition=short", "--set", "deploy.qos=normal"}
+	if r := slurmtune(t, db, append([]string{"validate", tinyPipeline(t), "--cluster"}, sets...)...); r.code != 0 {
+		t.Fatalf("validate --cluster with stage options: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(tmp, "out")
+	if r := slurmtune(t, db, append([]string{"render", tinyPipeline(t), "-o", out}, sets...)...); r.code != 0 {
+		t.Fatalf("render: exit %d: %s", r.code, r.stderr)
+	}
+	train, _ := os.ReadFile(filepath.Join(out, "train.sbatch"))
+	for _, want := range []string{"#SBATCH --gres=gpu:a100:2", "#SBATCH --constraint=ib", "#SBATCH --reservation=st-future",
+		"#SBATCH --exclusive", "#SBATCH --mail-type=END,FAIL", "#SBATCH --mincpus=1", "#SBATCH --spread-job"} {
+		if !strings.Contains(string(train), want+"\n") {
+			t.Errorf("train.sbatch lacks %q", want)
+		}
+	}
+	scripts, _ := filepath.Glob(filepath.Join(out, "*.sbatch"))
+	if sc, err := exec.Command("shellcheck", append([]string{"-S", "warning"}, scripts...)...).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, sc)
+	}
+
+	file := filepath.Join(tmp, "p.yaml")
+	os.WriteFile(file, []byte(`name: opts
+workdir: `+filepath.Join(tmp, "runs")+`
+data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl]}
+train:
+  python: /bin/sh
+  script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_train.sh
+  sbatch_args: [--dependency=afterok:1]
+eval:
+  python: /bin/sh
+  script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh
+  sbatch_args: [--no-such-option]
+`), 0o644)
+	r := slurmtune(t, db, "validate", file)
+	want := file + ":7:17: train.sbatch_args[0]: --dependency is not for sbatch_args: slurmtune chains the stages\n" +
+		file + `:11:17: eval.sbatch_args[0]: "--no-such-option" is not an sbatch option` + "\n"
+	if r.code != 2 || r.stderr != want {
+		t.Errorf("owned and unknown options: exit %d:\n%s\nwant:\n%s", r.code, r.stderr, want)
+	}
+
+	os.WriteFile(file, []byte(`name: opts
+data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl]}
+train:
+  gpus_per_node: h100:2
+  tasks_per_node: 2
+  constraint: ib&nvlink
+  reservation: nope
+`), 0o644)
+	r = slurmtune(t, db, "validate", file, "--cluster")
+	for _, want := range []string{
+		file + `:4:18: train.gpus_per_node: the cluster has no GPUs of type "h100" (it has: a100)`,
+		file + `:6:15: train.constraint: no node of the cluster has the feature "nvlink" (they have: bigmem, ib)`,
+		file + `:7:16: train.reservation: the cluster has no reservation "nope" (it has: st-future)`,
+	} {
+		if r.code != 2 || !strings.Contains(r.stderr, want+"\n") {
+			t.Errorf("validate --cluster of what the cluster lacks: exit %d, stderr lacks %q:\n%s", r.code, want, r.stderr)
+		}
+	}
+}
