@@ -1094,6 +1094,8 @@ func (p *Pipeline) stageGPUs(stage string) int {
 	switch stage {
 	case StageTrain:
 		return p.Train.GPUsPerNode
+	case StageEval:
+		return p.Eval.GPUs
 	case "deploy.serve":
 		return p.Deploy.Serve.GPUs
 	}
