@@ -264,4 +264,7 @@ var migrations = []string{
 		power_w  REAL,
 		PRIMARY KEY (run_id, host, gpu, uuid, mig, at)
 	) WITHOUT ROWID;`,
+	// The line a failed stage's log ends with (the payload's own error),
+	// for status.
+	`ALTER TABLE stages ADD COLUMN error TEXT NOT NULL DEFAULT '';`,
 }

@@ -52,16 +52,19 @@ type Run struct {
 
 // Stage is one stage of a run and its current Slurm job.
 type Stage struct {
-	Name      string
-	Position  int
-	JobID     string
-	Attempt   int
-	State     string
-	Reason    string
-	ExitCode  *int
-	Signal    int
-	Restarts  int
-	Nodes     string
+	Name     string
+	Position int
+	JobID    string
+	Attempt  int
+	State    string
+	Reason   string
+	ExitCode *int
+	Signal   int
+	Restarts int
+	Nodes    string
+	// Error is the line a failed job's log says why with (the payload's
+	// own error, read from the log's end); "" otherwise.
+	Error     string
 	Elapsed   time.Duration
 	StartedAt time.Time
 	EndedAt   time.Time
@@ -158,7 +161,7 @@ func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobI
 			return err
 		}
 		attempt++
-		if _, err := tx.ExecContext(ctx, `UPDATE stages SET job_id = ?, attempt = ?, state = ?, reason = '', exit_code = NULL, signal = 0,
+		if _, err := tx.ExecContext(ctx, `UPDATE stages SET job_id = ?, attempt = ?, state = ?, reason = '', error = '', exit_code = NULL, signal = 0,
 			restarts = 0, nodes = '', elapsed_s = 0, started_at = NULL, ended_at = NULL, intent_at = NULL, updated_at = ? WHERE run_id = ? AND name = ?`,
 			jobID, attempt, string(slurm.StatePending), ms(now), runID, stage); err != nil {
 			return err
@@ -179,6 +182,16 @@ func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobI
 	})
 	if err != nil {
 		return fmt.Errorf("record job %s of %s/%s: %w", jobID, runID, stage, err)
+	}
+	return nil
+}
+
+// SetStageError records the line a failed stage's job ended with; it is
+// kept only while the stage's current job is jobID.
+func (s *Store) SetStageError(ctx context.Context, runID, stage, jobID, msg string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE stages SET error = ? WHERE run_id = ? AND name = ? AND job_id = ?`, msg, runID, stage, jobID)
+	if err != nil {
+		return fmt.Errorf("record the error of %s/%s: %w", runID, stage, err)
 	}
 	return nil
 }
@@ -311,7 +324,7 @@ type querier interface {
 }
 
 func loadStages(ctx context.Context, q querier, runID string) ([]Stage, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name, position, job_id, attempt, state, reason, exit_code, signal, restarts, nodes, elapsed_s, started_at, ended_at
+	rows, err := q.QueryContext(ctx, `SELECT name, position, job_id, attempt, state, reason, exit_code, signal, restarts, nodes, elapsed_s, started_at, ended_at, error
 		FROM stages WHERE run_id = ? ORDER BY position`, runID)
 	if err != nil {
 		return nil, err
@@ -323,7 +336,7 @@ func loadStages(ctx context.Context, q querier, runID string) ([]Stage, error) {
 		var exit, started, ended sql.NullInt64
 		var elapsed int64
 		if err := rows.Scan(&st.Name, &st.Position, &st.JobID, &st.Attempt, &st.State, &st.Reason, &exit, &st.Signal,
-			&st.Restarts, &st.Nodes, &elapsed, &started, &ended); err != nil {
+			&st.Restarts, &st.Nodes, &elapsed, &started, &ended, &st.Error); err != nil {
 			return nil, err
 		}
 		if exit.Valid {

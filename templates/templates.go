@@ -124,12 +124,12 @@ func Hyperparameters(p *jobs.Pipeline) ([]byte, error) {
 type envVar struct{ Name, Value string }
 
 type data struct {
-	RunID, Stage, JobName, Comment, Log     string
-	DirectiveSafeLogs                       bool
-	Partition, Account, QOS                 string
+	RunID, Stage, JobName, Comment, Log string
+	DirectiveSafeLogs                   bool
+	Partition, Account, QOS             string
 	// Options are the stage's other Slurm options (constraint,
 	// reservation, exclusive, GPU type, mail, sbatch_args).
-	Options jobs.SlurmOptions
+	Options                                 jobs.SlurmOptions
 	Nodes, TasksPerNode, CPUs, GPUsPerNode  int
 	Mem, Time                               string
 	RunDir, DataDir, CheckpointDir, EvalDir string

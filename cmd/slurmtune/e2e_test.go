@@ -81,6 +81,7 @@ type statusOut struct {
 			Restarts int    `json:"restarts"`
 			Nodes    string `json:"nodes"`
 			Reason   string `json:"reason"`
+			Error    string `json:"error"`
 		} `json:"stages"`
 	} `json:"runs"`
 }

@@ -578,5 +578,14 @@ func TestE2EHFBadInput(t *testing.T) {
 		if st.Name == "train" && st.State != "FAILED" {
 			t.Errorf("train %+v, want FAILED", st)
 		}
+		// The same line is what status says.
+		if st.Name == "train" && len(errLines) == 1 && st.Error != strings.TrimSpace(errLines[0]) {
+			t.Errorf("status --json: train error %q, want the log's %q", st.Error, errLines[0])
+		}
+	}
+	if len(errLines) == 1 {
+		if table := slurmtune(t, db, "status", sub.Run, "--no-sync"); !strings.Contains(table.stdout, strings.TrimSpace(errLines[0])) {
+			t.Errorf("status does not show the error line %q:\n%s", errLines[0], table.stdout)
+		}
 	}
 }

@@ -145,8 +145,10 @@ type stageJSON struct {
 	Restarts int    `json:"restarts"`
 	Nodes    string `json:"nodes"`
 	Reason   string `json:"reason"`
-	Attempt  int    `json:"attempt"`
-	Elapsed  int64  `json:"elapsed_seconds"`
+	// Error is the line a failed job's log said why with ("" otherwise).
+	Error   string `json:"error"`
+	Attempt int    `json:"attempt"`
+	Elapsed int64  `json:"elapsed_seconds"`
 	// LastRestartReason is why the stage's job last restarted (see
 	// lastRestartReasons); "" when it never did.
 	LastRestartReason string `json:"last_restart_reason"`
@@ -189,7 +191,7 @@ func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, res
 		}
 		for _, s := range r.Stages {
 			sj := stageJSON{Name: s.Name, JobID: s.JobID, State: s.State, ExitCode: s.ExitCode,
-				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second),
+				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Error: s.Error, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second),
 				LastRestartReason: restarts[r.ID][s.Name]}
 			if sg := g.stageOf(s.Name); sg != nil {
 				sj.GPUUtilPct, sj.GPUTelemetry, sj.GPUUnderutilized, sj.GPUs, sj.GPUHours = sg.utilPct, sg.telemetry, sg.underutilized, sg.gpus, sg.hours
@@ -217,7 +219,7 @@ func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, re
 				exit = strconv.Itoa(*s.ExitCode)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, loss, ev, s.Name, dash(s.JobID), s.State, exit,
-				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(s.Reason))
+				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(reasonCell(s)))
 		}
 		if len(r.Stages) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]),
@@ -228,6 +230,17 @@ func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, re
 		return err
 	}
 	return writeGPUFootnote(w, runs, gpu)
+}
+
+// reasonCell is Slurm's reason, and the log's error line of a failed job.
+func reasonCell(s store.Stage) string {
+	switch {
+	case s.Error == "":
+		return s.Reason
+	case s.Reason == "":
+		return oneLine(s.Error)
+	}
+	return s.Reason + ": " + oneLine(s.Error)
 }
 
 func dash(s string) string {

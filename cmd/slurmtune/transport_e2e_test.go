@@ -706,3 +706,35 @@ eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eva
 		t.Errorf("validate --cluster with the files there: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// TestE2EStageErrorLine: a stage whose payload fails with its own error
+// line shows that line in status (table and --json), read from the end of
+// its log where the transport reads files (SFTP for ssh).
+func TestE2EStageErrorLine(t *testing.T) {
+	for _, transport := range []string{"local", "ssh"} {
+		t.Run(transport, func(t *testing.T) {
+			sets := transportSets(t, transport)
+			t.Parallel()
+			tmp := t.TempDir()
+			os.Chmod(tmp, 0o755)
+			db := filepath.Join(tmp, "st.db")
+			failing := filepath.Join(tmp, "fail_train.sh")
+			os.WriteFile(failing, []byte("#!/bin/sh\necho 'step 1 loss 2.0'\necho 'fail_train: error: the data has 0 examples' >&2\nexit 3\n"), 0o755)
+			args := append([]string{"submit", quickPipeline(t), "--wait", "--interval", "1s", "--set", "workdir=" + filepath.Join(tmp, "runs"),
+				"--set", "name=tr-err-" + transport, "--set", "train.script=" + failing}, sets...)
+			r := slurmtune(t, db, args...)
+			runID := strings.TrimSpace(r.stdout)
+			if r.code != 1 {
+				t.Fatalf("submit --wait of a failing train: exit %d, want 1: %s", r.code, r.stderr)
+			}
+			want := "fail_train: error: the data has 0 examples"
+			s := statusOf(t, db, runID)
+			if train := s.Runs[0].Stages[1]; train.State != "FAILED" || train.Error != want {
+				t.Errorf("status --json train: %+v, want FAILED with error %q", train, want)
+			}
+			if tbl := slurmtune(t, db, "status", runID, "--no-sync"); !strings.Contains(tbl.stdout, want) {
+				t.Errorf("status table lacks the error line:\n%s", tbl.stdout)
+			}
+		})
+	}
+}

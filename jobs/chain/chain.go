@@ -411,6 +411,9 @@ func (s *Service) SyncJobs(ctx context.Context, live []store.TrackedJob) (SyncRe
 		if changed && j.State.Terminal() && retryableEnd(j.State) {
 			retryAt = append(retryAt, t)
 		}
+		if changed && failed(j) {
+			s.recordFailure(ctx, t)
+		}
 		if changed {
 			res.Changed++
 			s.Log.Info("stage", "run", t.RunID, "stage", t.Stage, "job", t.JobID, "state", j.State, "reason", j.Reason)
