@@ -142,7 +142,13 @@ func (p *Pipeline) validateLaunch(file string, bad func(path, format string, arg
 		}
 	}
 	errs = append(errs, p.validateContainer(file, "environment.container", p.Environment.Container, bad)...)
-	errs = append(errs, p.validateContainer(file, "eval.container", p.Eval.Container, bad)...)
+	for key, c := range map[string]*Container{"prep.container": p.Prep.Container, "train.container": p.Train.Container,
+		"eval.container": p.Eval.Container, "deploy.serve.container": p.Deploy.Serve.Container} {
+		errs = append(errs, p.validateContainer(file, key, c, bad)...)
+	}
+	if p.Deploy.Container != nil {
+		bad("deploy.container", "the deploy stage submits the serving job with sbatch and runs outside containers: use deploy.serve.container for the model server")
+	}
 	if p.Eval.GPUs < 0 {
 		bad("eval.gpus", "must not be negative")
 	}
@@ -171,6 +177,15 @@ func (p *Pipeline) validateContainer(file, key string, c *Container, bad func(pa
 		}
 	}
 	return errs
+}
+
+// TrainContainer is the train stage's container: train.container, else
+// environment.container (nil: none).
+func (p *Pipeline) TrainContainer() *Container {
+	if p.Train.Container != nil {
+		return p.Train.Container
+	}
+	return p.Environment.Container
 }
 
 // EvalContainer is the eval stage's container: eval.container, else

@@ -165,6 +165,9 @@ type StageCommon struct {
 	Time         Duration `yaml:"time"`
 	Retries      Retries  `yaml:"retries"`
 	SlurmOptions `yaml:",inline"`
+	// Container runs the stage's program in an image (train and eval:
+	// environment.container unless set here; prep: only when set).
+	Container *Container `yaml:"container,omitempty"`
 }
 
 // Retries is a stage's retry policy: when its job ends in one of the On
@@ -241,14 +244,12 @@ type Train struct {
 // Eval is the evaluation stage.
 type Eval struct {
 	StageCommon `yaml:",inline"`
-	// GPUs is the eval job's --gres=gpu:N (0: none); Container runs the
-	// eval program in its own image (default: environment.container).
-	GPUs      int             `yaml:"gpus,omitempty"`
-	Container *Container      `yaml:"container,omitempty"`
-	Python    string          `yaml:"python"`
-	Script    string          `yaml:"script"`
-	Args      []string        `yaml:"args"`
-	Gates     map[string]Gate `yaml:"gates"`
+	// GPUs is the eval job's --gres=gpu:N (0: none).
+	GPUs   int             `yaml:"gpus,omitempty"`
+	Python string          `yaml:"python"`
+	Script string          `yaml:"script"`
+	Args   []string        `yaml:"args"`
+	Gates  map[string]Gate `yaml:"gates"`
 	// MaxTextBytes bounds one prediction or reference the gate reads
 	// (default 1 MiB).
 	MaxTextBytes int `yaml:"max_text_bytes,omitempty"`
@@ -284,13 +285,15 @@ type Deploy struct {
 // Arguments starting with ./ or ../ resolve against the pipeline file's
 // directory. Default: vllm serve {model} --port {port} --served-model-name {name}.
 type DeployServe struct {
-	SlurmOptions   `yaml:",inline"`
-	Command        []string `yaml:"command,omitempty"`
-	CPUs           int      `yaml:"cpus,omitempty"`
-	Mem            Memory   `yaml:"mem,omitempty"`
-	GPUs           int      `yaml:"gpus,omitempty"`
-	Time           Duration `yaml:"time,omitempty"` // unset: no limit of its own (the partition's)
-	StartupTimeout Duration `yaml:"startup_timeout,omitempty"`
+	SlurmOptions `yaml:",inline"`
+	// Container runs the model server in an image (only when set).
+	Container      *Container `yaml:"container,omitempty"`
+	Command        []string   `yaml:"command,omitempty"`
+	CPUs           int        `yaml:"cpus,omitempty"`
+	Mem            Memory     `yaml:"mem,omitempty"`
+	GPUs           int        `yaml:"gpus,omitempty"`
+	Time           Duration   `yaml:"time,omitempty"` // unset: no limit of its own (the partition's)
+	StartupTimeout Duration   `yaml:"startup_timeout,omitempty"`
 }
 
 // Smoke is deploy.smoke: requests sent to a new model server before it gets

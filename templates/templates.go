@@ -142,9 +142,9 @@ type data struct {
 	SecretFiles []envVar
 	Launcher    string
 	Program     []string
-	// EvalWrap is what the eval program runs under (its container), with a
-	// trailing space; "" for none.
-	EvalWrap                      string
+	// StepWrap is what a one-task stage's program (prep, eval, the model
+	// server) runs under: its container, with a trailing space; "" for none.
+	StepWrap                      string
 	PortBase, PortRange, SrunWait int
 	Strategy                      string
 	Train                         trainData
@@ -168,6 +168,13 @@ func (s *Set) RenderServe(p *jobs.Pipeline, run Run, checkpoint string) (Script,
 	sv := p.Deploy.Serve
 	d.CPUs, d.Mem, d.Time, d.GPUsPerNode = max(sv.CPUs, 1), sv.Mem.Slurm(), sv.Time.Slurm(), sv.GPUs
 	d.setSlurmOptions(p, sv.SlurmOptions)
+	if sv.Container != nil {
+		var extra []string
+		if rel, err := filepath.Rel(run.Dir, checkpoint); err != nil || strings.HasPrefix(rel, "..") {
+			extra = append(extra, checkpoint) // a checkpoint outside the run directory
+		}
+		d.StepWrap = stepWrap(sv.Container, sv.GPUs > 0, extra...)
+	}
 	if sv.Mem.MiB == 0 {
 		d.Mem = "2048M"
 	}
@@ -214,6 +221,12 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	switch stage {
 	case jobs.StagePrep:
 		c = p.Prep
+		if filepath.IsAbs(run.Slurmtune) {
+			// The binary itself runs in the container.
+			d.StepWrap = stepWrap(p.Prep.Container, false, filepath.Dir(run.Slurmtune))
+		} else {
+			d.StepWrap = stepWrap(p.Prep.Container, false)
+		}
 	case jobs.StageTrain:
 		c = p.Train.StageCommon
 		d.Nodes, d.TasksPerNode, d.GPUsPerNode = p.Train.Nodes, p.Train.TasksPerNode, p.Train.GPUsPerNode
@@ -226,7 +239,7 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	case jobs.StageEval:
 		c = p.Eval.StageCommon
 		d.Program = append([]string{p.Eval.Python, p.Eval.Script}, p.Eval.Args...)
-		d.GPUsPerNode, d.EvalWrap = p.Eval.GPUs, evalWrap(p)
+		d.GPUsPerNode, d.StepWrap = p.Eval.GPUs, evalWrap(p)
 	case jobs.StageDeploy:
 		c = p.Deploy.StageCommon
 	}

@@ -180,6 +180,13 @@ func TestRenderGolden(t *testing.T) {
 			"train: #SBATCH --gpus-per-task=1", "train: #SBATCH --nodelist=n[1-2]",
 			"prep: #SBATCH --partition=debug", "prep: #SBATCH --constraint=cpu", "eval: #SBATCH --qos=high",
 		}, absent: []string{"prep: #SBATCH --exclusive", "eval: #SBATCH --constraint", "prep: #SBATCH --account=proj_42"}},
+		{name: "stage-containers", sets: []string{
+			"prep.container.runtime=apptainer", "prep.container.image=/img/prep.sif",
+			"train.container.runtime=pyxis", "train.container.image=nvcr.io#nvidia/pytorch:24.05-py3",
+		}, run: tinyRun, stages: []string{"prep", "train"}, want: []string{
+			`prep: apptainer exec --bind "$SLURMTUNE_RUN_DIR" --bind /opt/slurmtune/bin /img/prep.sif "$SLURMTUNE" prep "$SLURMTUNE_PIPELINE" -o "$SLURMTUNE_DATA_DIR"`,
+			`train: srun --kill-on-bad-exit=1 --wait=60 --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=2 --container-image='nvcr.io#nvidia/pytorch:24.05-py3' --container-mounts="$SLURMTUNE_RUN_DIR:$SLURMTUNE_RUN_DIR" --container-workdir="$SLURMTUNE_RUN_DIR" \`,
+		}, absent: []string{"eval: --container-image", "eval: apptainer", "deploy: apptainer"}},
 		{name: "environment", sets: []string{
 			"environment.modules=[cuda/12.1, gcc@12]",
 			`environment.setup=["ulimit -n 4096", "umask 027"]`,

@@ -65,7 +65,7 @@ func newTrainData(p *jobs.Pipeline, run Run) trainData {
 			d.SrunTasks += " --gres=gpu:" + strconv.Itoa(t.GPUsPerNode)
 		}
 	}
-	d.Wrap, d.SrunContainer = containerWrap(p.Environment.Container, t.GPUsPerNode > 0)
+	d.Wrap, d.SrunContainer = containerWrap(p.TrainContainer(), t.GPUsPerNode > 0)
 	return d
 }
 
@@ -98,13 +98,24 @@ func containerWrap(c *jobs.Container, gpu bool) (wrap, srunOpts string) {
 	return "", ""
 }
 
-// evalWrap is what the eval program runs under: its container's apptainer
-// command, or a one-task srun step with pyxis's options (pyxis works
-// through srun only); "" without a container.
-func evalWrap(p *jobs.Pipeline) string {
-	wrap, srunOpts := containerWrap(p.EvalContainer(), p.Eval.GPUs > 0)
+// stepWrap is what a one-task program runs under in container c: its
+// apptainer command, or a one-task srun step with pyxis's options (pyxis
+// works through srun only); "" without a container. extra are further
+// mounts (shell words).
+func stepWrap(c *jobs.Container, gpu bool, extra ...string) string {
+	if c != nil && len(extra) > 0 {
+		cc := *c
+		cc.Mounts = append(append([]string(nil), c.Mounts...), extra...)
+		c = &cc
+	}
+	wrap, srunOpts := containerWrap(c, gpu)
 	if srunOpts != "" {
 		return "srun --ntasks=1" + srunOpts + " "
 	}
 	return wrap
 }
+
+// evalWrap is what the eval program runs under: its container's apptainer
+// command, or a one-task srun step with pyxis's options (pyxis works
+// through srun only); "" without a container.
+func evalWrap(p *jobs.Pipeline) string { return stepWrap(p.EvalContainer(), p.Eval.GPUs > 0) }
