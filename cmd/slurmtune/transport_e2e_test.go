@@ -177,6 +177,33 @@ func TestE2ETransports(t *testing.T) {
 					train.JobID, transport, nodes, tasks, train.Nodes)
 			}
 		})
+		// The tiny pipeline itself (torch.distributed, 2 nodes x 2 tasks)
+		// over ssh and rest; the local transport runs it in TestE2E.
+		if transport != "local" {
+			t.Run(transport+"/tiny", func(t *testing.T) {
+				sets := transportSets(t, transport)
+				t.Parallel()
+				tmp := t.TempDir()
+				os.Chmod(tmp, 0o755)
+				db := filepath.Join(tmp, "st.db")
+				r := slurmtune(t, db, append([]string{"submit", tinyPipeline(t), "--wait", "--interval", "2s",
+					"--set", "workdir=" + filepath.Join(tmp, "runs"), "--set", "name=tr-tiny-" + transport}, sets...)...)
+				runID := strings.TrimSpace(r.stdout)
+				if r.code != 0 {
+					t.Fatalf("tiny pipeline over %s: exit %d\n%s", transport, r.code, r.stderr)
+				}
+				s := statusOf(t, db, runID)
+				train := s.Runs[0].Stages[1]
+				nodes, tasks := slurmtest.JobField(t, train.JobID, "NumNodes"), slurmtest.JobField(t, train.JobID, "NumTasks")
+				if s.Runs[0].State != "SUCCEEDED" || nodes != "2" || tasks != "4" {
+					t.Errorf("tiny over %s: run %s, train job %s NumNodes=%s NumTasks=%s; want SUCCEEDED on 2 nodes, 4 tasks",
+						transport, s.Runs[0].State, train.JobID, nodes, tasks)
+				}
+				if lg := slurmtune(t, db, "logs", runID, "train"); !strings.Contains(lg.stdout, "world size 4") {
+					t.Errorf("tiny train log over %s lacks world size 4:\n%s", transport, lg.stdout)
+				}
+			})
+		}
 		// cancel: a run whose training would take two minutes.
 		t.Run(transport+"/cancel", func(t *testing.T) {
 			sets := transportSets(t, transport)
