@@ -520,7 +520,7 @@ nodes_ready() {
 	local node s
 	for node in "${NODES[@]}"; do
 		s=$(node_state "$node")
-		case $s in idle | mix | alloc | comp) ;; *) return 1 ;; esac
+		case $s in idle | mix | alloc | comp | resv) ;; *) return 1 ;; esac
 	done
 }
 
@@ -631,13 +631,20 @@ lock() {
 
 # ---------------------------------------------------------------- commands
 
-# ensure_reservation makes the reservation the stage-options tests name: a
-# year ahead, so it holds back no job of today.
+# ensure_reservation makes the reservation the stage-options tests name:
+# one core of the last node, for a year (a whole-node or future one would
+# hold back other jobs, or refuse sbatch --test-only). An older one from an
+# earlier version of this script is removed.
 ensure_reservation() {
-	if ! scontrol --oneliner show reservation 2>/dev/null | grep -q 'ReservationName=st-future '; then
-		log "creating reservation st-future (starts in a year)"
-		scontrol create reservation ReservationName=st-future StartTime=now+365days Duration=60 \
-			Nodes=ALL Users=root >/dev/null
+	local resv
+	resv=$(scontrol --oneliner show reservation 2>/dev/null || true)
+	if grep -q 'ReservationName=st-future ' <<<"$resv"; then
+		scontrol delete ReservationName=st-future >/dev/null 2>&1 || true
+	fi
+	if ! grep -q 'ReservationName=st-dev ' <<<"$resv"; then
+		log "creating reservation st-dev (one core of ${NODES[-1]})"
+		scontrol create reservation ReservationName=st-dev StartTime=now Duration=365-00:00:00 \
+			Nodes="${NODES[-1]}" CoreCnt=1 Users=root >/dev/null
 	fi
 }
 

@@ -538,7 +538,7 @@ func TestE2EHFBadInput(t *testing.T) {
 		want string
 	}{
 		{"missing model path", []string{"model.config=", "model.tokenizer=", "model.base=" + filepath.Join(tmp, "nope")},
-			file + ": --set model.base: model.base: " + filepath.Join(tmp, "nope") + ": no such directory"},
+			file + ": --set model.base: " + filepath.Join(tmp, "nope") + ": no such directory"},
 		{"config the payload cannot build", []string{"model.config=" + badConfig},
 			badConfig + ":4:26: num_attention_heads: 3 attention heads do not divide hidden_size 100"},
 		{"ZeRO-3 that saves no HF weights", []string{"train.deepspeed={config_file: " + z3 + "}"},

@@ -23,9 +23,9 @@ func TestE2EStageOptions(t *testing.T) {
 	tmp := t.TempDir()
 	db := filepath.Join(tmp, "st.db")
 	sets := []string{"--set", "train.gpus_per_node=a100:2", "--set", "train.tasks_per_node=2", "--set", "train.constraint=ib",
-		"--set", "train.reservation=st-future", "--set", "train.exclusive=true", "--set", "train.mail.type=END,FAIL",
+		"--set", "prep.reservation=st-dev", "--set", "eval.exclusive=true", "--set", "train.mail.type=END,FAIL",
 		"--set", "train.mail.user=root", "--set", `train.sbatch_args=["--mincpus=1", "--spread-job"]`,
-		"--set", "prep.constraint=bigmem", "--set", "eval.partition=short", "--set", "deploy.qos=normal"}
+		"--set", "deploy.constraint=bigmem", "--set", "eval.partition=short", "--set", "deploy.qos=normal"}
 	if r := slurmtune(t, db, append([]string{"validate", tinyPipeline(t), "--cluster"}, sets...)...); r.code != 0 {
 		t.Fatalf("validate --cluster with stage options: exit %d: %s%s", r.code, r.stdout, r.stderr)
 	}
@@ -34,11 +34,17 @@ func TestE2EStageOptions(t *testing.T) {
 		t.Fatalf("render: exit %d: %s", r.code, r.stderr)
 	}
 	train, _ := os.ReadFile(filepath.Join(out, "train.sbatch"))
-	for _, want := range []string{"#SBATCH --gres=gpu:a100:2", "#SBATCH --constraint=ib", "#SBATCH --reservation=st-future",
-		"#SBATCH --exclusive", "#SBATCH --mail-type=END,FAIL", "#SBATCH --mincpus=1", "#SBATCH --spread-job"} {
+	for _, want := range []string{"#SBATCH --gres=gpu:a100:2", "#SBATCH --constraint=ib",
+		"#SBATCH --mail-type=END,FAIL", "#SBATCH --mincpus=1", "#SBATCH --spread-job"} {
 		if !strings.Contains(string(train), want+"\n") {
 			t.Errorf("train.sbatch lacks %q", want)
 		}
+	}
+	prep, _ := os.ReadFile(filepath.Join(out, "prep.sbatch"))
+	eval, _ := os.ReadFile(filepath.Join(out, "eval.sbatch"))
+	if !strings.Contains(string(prep), "#SBATCH --reservation=st-dev\n") ||
+		!strings.Contains(string(eval), "#SBATCH --exclusive\n") || !strings.Contains(string(eval), "#SBATCH --partition=short\n") {
+		t.Errorf("prep or eval script lacks its options:\n%s\n%s", prep, eval)
 	}
 	scripts, _ := filepath.Glob(filepath.Join(out, "*.sbatch"))
 	if sc, err := exec.Command("shellcheck", append([]string{"-S", "warning"}, scripts...)...).CombinedOutput(); err != nil {
@@ -72,12 +78,15 @@ train:
   tasks_per_node: 2
   constraint: ib&nvlink
   reservation: nope
+  python: /bin/sh
+  script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_train.sh
+eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh}
 `), 0o644)
 	r = slurmtune(t, db, "validate", file, "--cluster")
 	for _, want := range []string{
 		file + `:4:18: train.gpus_per_node: the cluster has no GPUs of type "h100" (it has: a100)`,
 		file + `:6:15: train.constraint: no node of the cluster has the feature "nvlink" (they have: bigmem, ib)`,
-		file + `:7:16: train.reservation: the cluster has no reservation "nope" (it has: st-future)`,
+		file + `:7:16: train.reservation: the cluster has no reservation "nope" (it has: st-dev)`,
 	} {
 		if r.code != 2 || !strings.Contains(r.stderr, want+"\n") {
 			t.Errorf("validate --cluster of what the cluster lacks: exit %d, stderr lacks %q:\n%s", r.code, want, r.stderr)

@@ -20,7 +20,7 @@ var (
 	errorLineRe = regexp.MustCompile(`(?i)(\berror\b:|\bFAILED:|^[A-Za-z_.]*(Error|Exception): )`)
 	// slurmNoiseRe are Slurm's own lines about a failed step: taken only
 	// when the payload said nothing.
-	slurmNoiseRe = regexp.MustCompile(`^(srun|slurmstepd|sbatch): `)
+	slurmNoiseRe = regexp.MustCompile(`^(srun|slurmstepd|sbatch)(-[^:\s]*)?: `)
 )
 
 // FailureLine is the line a failed job's log says why with: the last line

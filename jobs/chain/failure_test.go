@@ -11,6 +11,8 @@ func TestFailureLine(t *testing.T) {
 		{"step 1 loss 2.0\nslurmtune: FAILED: restart 3 of the train stage is more than train.max_restarts (2): not training again\n",
 			"slurmtune: FAILED: restart 3 of the train stage is more than train.max_restarts (2): not training again"},
 		{"ok\nsrun: error: st-node2: task 3: Killed\n", "srun: error: st-node2: task 3: Killed"},
+		{"train_hf: error: tokenizer x: cannot connect\nslurmstepd-st-node1: error: *** STEP 1262.0 ON st-node1 CANCELLED AT 2026-12-01T22:55:50 ***\n",
+			"train_hf: error: tokenizer x: cannot connect"},
 		{"all fine\nno problem here\n", ""},
 		{"", ""},
 	} {

@@ -144,7 +144,7 @@ func TestOldUserland(t *testing.T) {
 
 			// validate looks up the files the jobs read: the userland has
 			// no Python, so an interpreter it has stands in.
-			if out, stderr, err := u.run(t, st, "validate", dir+"/examples/tiny/pipeline.yaml", "--set", "train.python=/bin/sh"); err != nil {
+			if out, stderr, err := u.run(t, st, "validate", dir+"/examples/tiny/pipeline.yaml", "--set", "train.python=/bin/sh", "--set", "eval.python=/bin/sh"); err != nil {
 				t.Errorf("validate in %s: %v: %s%s", u.dir, err, out, stderr)
 			}
 
