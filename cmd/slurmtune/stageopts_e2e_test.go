@@ -51,6 +51,28 @@ func TestE2EStageOptions(t *testing.T) {
 		t.Errorf("shellcheck: %v\n%s", err, sc)
 	}
 
+	// Over REST, mail is sent; an option the REST transport cannot send is
+	// refused before anything is queued, by validate --cluster and submit.
+	rest := restSets(needREST(t))
+	quick := []string{"--set", "name=opts-rest", "--set", "workdir=" + filepath.Join(tmp, "runs"), "--set", "train.mail.type=END", "--set", "train.mail.user=root"}
+	if r := slurmtune(t, db, append(append([]string{"validate", quickPipeline(t), "--cluster"}, quick...), rest...)...); r.code != 0 {
+		t.Errorf("validate --cluster over rest with mail: exit %d: %s", r.code, r.stderr)
+	}
+	unsendable := append(append([]string{}, quick...), "--set", `train.sbatch_args=["--spread-job"]`)
+	for _, cmd := range []string{"validate", "submit"} {
+		args := []string{cmd, quickPipeline(t)}
+		if cmd == "validate" {
+			args = append(args, "--cluster")
+		}
+		r := slurmtune(t, db, append(append(args, unsendable...), rest...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, `train stage: submit: #SBATCH line "--spread-job": option not supported by the REST transport`) || !strings.Contains(r.stderr, "not supported by the REST transport") {
+			t.Errorf("%s over rest with --spread-job: exit %d: %s", cmd, r.code, r.stderr)
+		}
+	}
+	if tags := slurmJobsTagged(t, "opts-rest"); len(tags) != 0 {
+		t.Errorf("jobs were queued: %v", tags)
+	}
+
 	file := filepath.Join(tmp, "p.yaml")
 	os.WriteFile(file, []byte(`name: opts
 workdir: `+filepath.Join(tmp, "runs")+`

@@ -104,9 +104,14 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 	if err != nil {
 		return nil, err
 	}
-	prep, err := (&chain.Service{Client: cl.client, Templates: ts, Slurmtune: cl.slurmtune}).Prepare(p)
+	svc := &chain.Service{Client: cl.client, Templates: ts, Slurmtune: cl.slurmtune}
+	prep, err := svc.Prepare(p)
 	if err != nil {
 		return nil, err
+	}
+	if err := svc.CheckSubmits(prep); err != nil {
+		// A stage the transport cannot send (REST: an option it does not map).
+		res.problems = append(res.problems, &jobs.FieldError{File: o.file, Msg: err.Error()})
 	}
 	errs, warnings, err := preflight(c.Context, cl.runner, p, o.file, prep.Scripts)
 	if err != nil {

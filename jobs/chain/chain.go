@@ -171,6 +171,40 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
 }
 
+// stageRequest is how a prepared stage is submitted, after the jobs in
+// afterOK.
+func stageRequest(prep *Prepared, sc templates.Script, afterOK []string) slurm.SubmitRequest {
+	return slurm.SubmitRequest{
+		Script:     sc.Body,
+		ScriptPath: filepath.Join(prep.Dir, sc.Stage+".sbatch"),
+		WorkDir:    prep.Dir,
+		AfterOK:    afterOK,
+		Comment:    templates.Comment(prep.ID, sc.Stage),
+		ExtraArgs:  []string{"--output=" + sc.Log},
+	}
+}
+
+// submitChecker is a transport that can tell, without the cluster, whether
+// it can send a request at all (REST: every #SBATCH option must map).
+type submitChecker interface {
+	CheckSubmit(req slurm.SubmitRequest) error
+}
+
+// CheckSubmits asks the transport whether it can send every stage of prep,
+// so that a stage it cannot send is refused before any is queued.
+func (s *Service) CheckSubmits(prep *Prepared) error {
+	c, ok := s.Client.(submitChecker)
+	if !ok {
+		return nil
+	}
+	for _, sc := range prep.Scripts {
+		if err := c.CheckSubmit(stageRequest(prep, sc, []string{"1"})); err != nil {
+			return fmt.Errorf("%s stage: %w", sc.Stage, err)
+		}
+	}
+	return nil
+}
+
 // SubmitOptions changes how Submit treats a run.
 type SubmitOptions struct {
 	// IfChanged skips the submission when a run with the same fingerprint
@@ -195,6 +229,9 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	}
 	prep, err := s.Prepare(p)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.CheckSubmits(prep); err != nil {
 		return nil, err
 	}
 	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
@@ -225,15 +262,8 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	out := &Submitted{Jobs: map[string]string{}}
 	var prev, submitted []string
 	for _, sc := range prep.Scripts {
-		req := slurm.SubmitRequest{
-			Script:     sc.Body,
-			ScriptPath: filepath.Join(prep.Dir, sc.Stage+".sbatch"),
-			WorkDir:    prep.Dir,
-			AfterOK:    prev,
-			Comment:    templates.Comment(prep.ID, sc.Stage),
-			ExtraArgs:  []string{"--output=" + sc.Log},
-			Secrets:    secrets,
-		}
+		req := stageRequest(prep, sc, prev)
+		req.Secrets = secrets
 		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
 		if errors.Is(err, slurm.ErrSubmitUncertain) {
 			// The job may be in Slurm and could not be looked up now (the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slurmtune/slurmtune/slurm"
@@ -111,6 +112,10 @@ func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 	p.Account = str(s.Account)
 	p.Qos = str(s.QOS)
 	p.Reservation = str(s.Reservation)
+	if len(s.MailTypes) > 0 {
+		p.MailType = ptr(strings.Join(s.MailTypes, ","))
+	}
+	p.MailUser = str(s.MailUser)
 	p.Dependency = str(s.Dependency)
 	p.KillOnInvalidDependency = s.KillOnInvalidDep
 	if s.MinNodes > 0 {
@@ -134,7 +139,7 @@ func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 	p.Gres = str(s.Gres)
 	p.Constraints = str(s.Constraints)
 	if s.Exclusive {
-		p.Exclusive = ptr(v0038.True)
+		p.Exclusive = ptr(v0038.Exclusive)
 	}
 	if s.Hold {
 		p.Hold = ptr(true)

@@ -104,6 +104,8 @@ func desc0040(s *jobSpec) (v0040.V0040JobDescMsg, error) {
 		Account:                 str(s.Account),
 		Qos:                     str(s.QOS),
 		Reservation:             str(s.Reservation),
+		MailType:                newMailTypes[v0040.V0040JobDescMsgMailType](s),
+		MailUser:                str(s.MailUser),
 		Dependency:              str(s.Dependency),
 		Tasks:                   num(s.Tasks),
 		TasksPerNode:            num(s.TasksPerNode),

@@ -105,6 +105,8 @@ func desc0041(s *jobSpec) (v0041.V0041JobDescMsg, error) {
 		Account:                 str(s.Account),
 		Qos:                     str(s.QOS),
 		Reservation:             str(s.Reservation),
+		MailType:                newMailTypes[v0041.V0041JobDescMsgMailType](s),
+		MailUser:                str(s.MailUser),
 		Dependency:              str(s.Dependency),
 		Tasks:                   num(s.Tasks),
 		TasksPerNode:            num(s.TasksPerNode),

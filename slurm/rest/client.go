@@ -344,6 +344,14 @@ func (c *Client) Submit(ctx context.Context, req slurm.SubmitRequest) (string, e
 	return id, nil
 }
 
+// CheckSubmit reports whether Submit could send req: every #SBATCH option
+// of its script maps to slurmrestd's job description. It asks nothing of
+// the server.
+func (c *Client) CheckSubmit(req slurm.SubmitRequest) error {
+	_, err := buildSpec(req)
+	return err
+}
+
 // invalidate forgets the cached listing (after a change this client made,
 // the next Jobs must not be answered "not modified" from stale data; the
 // controller would say modified anyway, this only saves a stale edge).

@@ -29,6 +29,7 @@ const testScript = `#!/bin/bash
 #SBATCH --mem=4G
 #SBATCH --time=1:30:00
 #SBATCH --gres=gpu:4
+#SBATCH --mail-type=END,TIME_LIMIT_90 --mail-user=alice@example.org
 set -e
 #SBATCH --job-name=ignored-after-first-command
 hostname
@@ -97,6 +98,7 @@ func TestSubmitRequestMatchesDocument(t *testing.T) {
 				check("time_limit", float64(90))
 				check("gres", "gpu:4")
 				check("open_mode", "append")
+				check("mail_type", "END,TIME_LIMIT_90")
 			} else {
 				check("environment", []any{"FOO=bar", "PATH=" + defaultPath})
 				check("flags", []any{"KILL_INVALID_DEPENDENCY"})
@@ -106,7 +108,9 @@ func TestSubmitRequestMatchesDocument(t *testing.T) {
 				check("time_limit", map[string]any{"set": true, "number": float64(90)})
 				check("tres_per_node", "gres/gpu:4")
 				check("open_mode", []any{"APPEND"})
+				check("mail_type", []any{"END", "TIME=90%"})
 			}
+			check("mail_user", "alice@example.org")
 		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/slurm/slurmtest"
 )
 
 // liveClient returns a client for the dev cluster's slurmrestd
@@ -232,5 +233,30 @@ func TestLiveBadTokens(t *testing.T) {
 			}
 			t.Logf("%s token: %s (%d round trips)", name, msg, c.RoundTrips())
 		})
+	}
+}
+
+// TestLiveStageOptionsReadBack: the Slurm options a stage can set reach
+// the job as slurmrestd 22.05 reads them, checked in the controller's
+// record of the (held) job: typed GPUs, features, reservation, exclusive,
+// mail, partition.
+func TestLiveStageOptionsReadBack(t *testing.T) {
+	c := liveClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := liveDir(t)
+	script := "#!/bin/bash\n#SBATCH --time=2\n#SBATCH --partition=debug\n#SBATCH --gres=gpu:a100:1\n#SBATCH --constraint=ib\n" +
+		"#SBATCH --reservation=st-dev\n#SBATCH --exclusive\n#SBATCH --mail-type=END,FAIL\n#SBATCH --mail-user=root\n" +
+		"#SBATCH --output=" + dir + "/opts-%j.out\ntrue\n"
+	id, err := c.Submit(ctx, slurm.SubmitRequest{Script: []byte(script), WorkDir: dir, Comment: "slurmtune-rest-live:opts", ExtraArgs: []string{"--hold"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Cancel(context.Background(), []string{id})
+	for key, want := range map[string]string{"TresPerNode": "gres:gpu:a100:1", "Features": "ib", "Reservation": "st-dev",
+		"OverSubscribe": "NO", "MailType": "END,FAIL", "MailUser": "root", "Partition": "debug"} {
+		if got := slurmtest.JobField(t, id, key); got != want {
+			t.Errorf("job %s: %s=%q, want %q", id, key, got, want)
+		}
 	}
 }

@@ -37,7 +37,11 @@ type jobSpec struct {
 	Account     string
 	QOS         string
 	Reservation string
-	Dependency  string
+	// MailTypes are --mail-type's events as sbatch names them (END, FAIL,
+	// TIME_LIMIT_90, ...); MailUser --mail-user.
+	MailTypes  []string
+	MailUser   string
+	Dependency string
 	// KillOnInvalidDep is set with AfterOK (--kill-on-invalid-dep=yes).
 	KillOnInvalidDep   *bool
 	MinNodes, MaxNodes int
@@ -242,6 +246,22 @@ var shortNames = map[string]string{
 	"-x": "--exclude", "-H": "--hold",
 }
 
+// restSupported are the sbatch options the REST transport maps to
+// slurmrestd's job description (--export only as NONE).
+var restSupported = strings.Fields("--job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --mail-type --mail-user --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --export=NONE")
+
+var restOptions = func() map[string]bool {
+	m := map[string]bool{}
+	for _, o := range restSupported {
+		m[strings.TrimSuffix(o, "=NONE")] = true
+	}
+	return m
+}()
+
+func unsupported(opt, where string) error {
+	return fmt.Errorf("submit: %s %q: option not supported by the REST transport (supported: %s)", where, opt, strings.Join(restSupported, " "))
+}
+
 var flagOptions = map[string]bool{"--hold": true, "--requeue": true, "--no-requeue": true, "--exclusive": true}
 
 func takesValue(name string) bool {
@@ -259,6 +279,9 @@ func (s *jobSpec) apply(opt, where string) error {
 	}
 	bad := func(err error) error {
 		return fmt.Errorf("submit: %s %q: %v", where, opt, err)
+	}
+	if !restOptions[name] {
+		return unsupported(opt, where)
 	}
 	need := func() error {
 		if !hasVal || val == "" && name != "--comment" {
@@ -307,6 +330,19 @@ func (s *jobSpec) apply(opt, where string) error {
 		s.QOS = val
 	case "--reservation":
 		s.Reservation = val
+	case "--mail-type":
+		s.MailTypes = nil
+		for _, t := range strings.Split(val, ",") {
+			if _, ok := mailTypes[t]; !ok {
+				err = fmt.Errorf("unknown mail type %q", t)
+				break
+			}
+			if t != "NONE" {
+				s.MailTypes = append(s.MailTypes, t)
+			}
+		}
+	case "--mail-user":
+		s.MailUser = val
 	case "--dependency":
 		s.Dependency = val
 	case "--kill-on-invalid-dep":
@@ -362,7 +398,7 @@ func (s *jobSpec) apply(opt, where string) error {
 			err = fmt.Errorf("the REST transport sends only SubmitRequest.Env; use that instead")
 		}
 	default:
-		return fmt.Errorf("submit: %s %q: option not supported by the REST transport (supported: --job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --export=NONE)", where, opt)
+		return unsupported(opt, where)
 	}
 	if err != nil {
 		return bad(err)
@@ -433,4 +469,27 @@ func parseTimeLimit(v string) (int, error) {
 		return 0, fmt.Errorf("want a positive time")
 	}
 	return min, nil
+}
+
+// mailTypes maps sbatch's --mail-type names to the newer APIs' (v0.0.40 and
+// later name them differently; v0.0.38 takes sbatch's string as it is).
+var mailTypes = map[string][]string{
+	"NONE": nil, "BEGIN": {"BEGIN"}, "END": {"END"}, "FAIL": {"FAIL"}, "REQUEUE": {"REQUEUE"},
+	"ALL":            {"BEGIN", "END", "FAIL", "INVALID_DEPENDENCY", "REQUEUE", "STAGE_OUT"},
+	"INVALID_DEPEND": {"INVALID_DEPENDENCY"}, "STAGE_OUT": {"STAGE_OUT"}, "TIME_LIMIT": {"TIME=100%"},
+	"TIME_LIMIT_90": {"TIME=90%"}, "TIME_LIMIT_80": {"TIME=80%"}, "TIME_LIMIT_50": {"TIME=50%"}, "ARRAY_TASKS": {"ARRAY_TASKS"},
+}
+
+// newMailTypes is s.MailTypes in v0.0.40/v0.0.41's names.
+func newMailTypes[T ~string](s *jobSpec) *[]T {
+	if len(s.MailTypes) == 0 {
+		return nil
+	}
+	var out []T
+	for _, t := range s.MailTypes {
+		for _, n := range mailTypes[t] {
+			out = append(out, T(n))
+		}
+	}
+	return &out
 }

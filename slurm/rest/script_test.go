@@ -19,6 +19,7 @@ func TestBuildSpecDirectives(t *testing.T) {
 		Output: "/scratch/logs/tiny-%j.out", Error: "/scratch/logs/tiny.err", OpenMode: "append",
 		Dependency: "afterok:101:102", KillOnInvalidDep: ptr(true), MinNodes: 2, MaxNodes: 2,
 		TasksPerNode: 1, CPUsPerTask: 2, MemPerNode: &mem, TimeLimit: 90, Gres: "gpu:4",
+		MailTypes: []string{"END", "TIME_LIMIT_90"}, MailUser: "alice@example.org",
 		Env: map[string]string{"FOO": "bar", "PATH": defaultPath},
 	}
 	if !reflect.DeepEqual(s, want) {

@@ -18,20 +18,17 @@ import (
 
 // Defines values for V0038JobPropertiesExclusive.
 const (
-	False V0038JobPropertiesExclusive = "false"
-	Mcs   V0038JobPropertiesExclusive = "mcs"
-	True  V0038JobPropertiesExclusive = "true"
-	User  V0038JobPropertiesExclusive = "user"
+	Exclusive V0038JobPropertiesExclusive = "exclusive"
+	Mcs       V0038JobPropertiesExclusive = "mcs"
+	User      V0038JobPropertiesExclusive = "user"
 )
 
 // Valid indicates whether the value is a known member of the V0038JobPropertiesExclusive enum.
 func (e V0038JobPropertiesExclusive) Valid() bool {
 	switch e {
-	case False:
+	case Exclusive:
 		return true
 	case Mcs:
-		return true
-	case True:
 		return true
 	case User:
 		return true
@@ -679,7 +676,7 @@ type V0038JobProperties struct {
 	// Environment Dictionary of environment entries.
 	Environment *map[string]interface{} `json:"environment"`
 
-	// Exclusive The job allocation can share nodes just other users with the "user" option or with the "mcs" option).
+	// Exclusive Whole nodes (exclusive), or shared only with the user's or the MCS label's jobs
 	Exclusive *V0038JobPropertiesExclusive `json:"exclusive,omitempty"`
 
 	// GetUserEnvironment Load new login environment for user on job node.
@@ -830,7 +827,7 @@ type V0038JobProperties struct {
 	Wckey *string `json:"wckey,omitempty"`
 }
 
-// V0038JobPropertiesExclusive The job allocation can share nodes just other users with the "user" option or with the "mcs" option).
+// V0038JobPropertiesExclusive Whole nodes (exclusive), or shared only with the user's or the MCS label's jobs
 type V0038JobPropertiesExclusive string
 
 // V0038JobPropertiesGresFlags Specify generic resource task binding options.

@@ -138,6 +138,11 @@ var Profiles = map[string]Profile{
 				map[string]any{"type": "string", "description": "Node count as sbatch --nodes takes it: N or MIN-MAX"},
 				"reads a node count only as a number or a string (\"2\", \"2-4\"); the array "+
 					"the document says ([2, 2]) is accepted and ignored: the job gets one node"),
+			setAt("components/schemas/v0.0.38_job_properties/properties/exclusive",
+				map[string]any{"type": "string", "enum": []any{"user", "mcs", "exclusive"},
+					"description": "Whole nodes (exclusive), or shared only with the user's or the MCS label's jobs"},
+				"reads --exclusive as \"exclusive\"; the document's \"true\" (and a JSON true) is refused "+
+					"with \"Invalid exclusive specification\" (probed against 22.05.8)"),
 			setAt("components/schemas/v0.0.38_meta/properties/Slurm/properties/version/properties/major",
 				map[string]any{"type": "integer"}, "sends the version numbers as integers"),
 			setAt("components/schemas/v0.0.38_meta/properties/Slurm/properties/version/properties/minor",
