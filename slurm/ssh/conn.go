@@ -236,14 +236,12 @@ func (c *Conn) keepalive(interval time.Duration, countMax int) {
 
 // lost returns why the connection ended, nil while it is up.
 func (c *Conn) lost() error {
-	select {
-	case <-c.done:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	default:
-		return nil
-	}
+	// c.err is set only as the connection ends (fail, Close, watch): a
+	// command whose session ended because fail closed the client sees the
+	// reason (a failed keepalive) before watch has closed done.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // unavailable wraps a failure caused by the connection.
