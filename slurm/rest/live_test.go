@@ -239,7 +239,7 @@ func TestLiveBadTokens(t *testing.T) {
 // TestLiveStageOptionsReadBack: the Slurm options a stage can set reach
 // the job as slurmrestd 22.05 reads them, checked in the controller's
 // record of the (held) job: typed GPUs, features, reservation, exclusive,
-// mail, partition.
+// mail, partition, account, QOS.
 func TestLiveStageOptionsReadBack(t *testing.T) {
 	c := liveClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -247,6 +247,7 @@ func TestLiveStageOptionsReadBack(t *testing.T) {
 	dir := liveDir(t)
 	script := "#!/bin/bash\n#SBATCH --time=2\n#SBATCH --partition=debug\n#SBATCH --gres=gpu:a100:1\n#SBATCH --constraint=ib\n" +
 		"#SBATCH --reservation=st-dev\n#SBATCH --exclusive\n#SBATCH --mail-type=END,FAIL\n#SBATCH --mail-user=root\n" +
+		"#SBATCH --account=slurmtune\n#SBATCH --qos=normal\n" +
 		"#SBATCH --output=" + dir + "/opts-%j.out\ntrue\n"
 	id, err := c.Submit(ctx, slurm.SubmitRequest{Script: []byte(script), WorkDir: dir, Comment: "slurmtune-rest-live:opts", ExtraArgs: []string{"--hold"}})
 	if err != nil {
@@ -254,7 +255,7 @@ func TestLiveStageOptionsReadBack(t *testing.T) {
 	}
 	defer c.Cancel(context.Background(), []string{id})
 	for key, want := range map[string]string{"TresPerNode": "gres:gpu:a100:1", "Features": "ib", "Reservation": "st-dev",
-		"OverSubscribe": "NO", "MailType": "END,FAIL", "MailUser": "root", "Partition": "debug"} {
+		"OverSubscribe": "NO", "MailType": "END,FAIL", "MailUser": "root", "Partition": "debug", "Account": "slurmtune", "QOS": "normal"} {
 		if got := slurmtest.JobField(t, id, key); got != want {
 			t.Errorf("job %s: %s=%q, want %q", id, key, got, want)
 		}
