@@ -17,7 +17,7 @@ func TestDeployServingKeys(t *testing.T) {
 	src := deployBase + `deploy:
   strategy: canary
   serve:
-    command: [python3, ../scripts/tiny_serve.py, --model, "{model}", --port, "{port}"]
+    command: [python3, ../scripts/payloads/tiny_serve.py, --model, "{model}", --port, "{port}"]
     mem: 1G
   smoke:
     prompts:
@@ -36,7 +36,7 @@ monitor:
 		t.Fatal(err)
 	}
 	d := p.Deploy
-	if d.Serve.Command[1] != "/srv/scripts/tiny_serve.py" || d.Serve.Command[3] != "{model}" {
+	if d.Serve.Command[1] != "/srv/scripts/payloads/tiny_serve.py" || d.Serve.Command[3] != "{model}" {
 		t.Errorf("serve.command %q", d.Serve.Command)
 	}
 	if d.Router.State != "/srv/x/shared/router.json" {

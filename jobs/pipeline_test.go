@@ -71,9 +71,9 @@ func TestLoadExample(t *testing.T) {
 		{"train.time", p.Train.Time.Duration, 15 * time.Minute},
 		{"train.launcher", p.Train.Launcher, "srun"},
 		{"train.python", p.Train.Python, "/usr/bin/python3"},
-		{"train.script", p.Train.Script, filepath.Join(repo, "scripts", "tiny_lm.py")},
+		{"train.script", p.Train.Script, filepath.Join(repo, "scripts", "payloads", "tiny_lm.py")},
 		{"train.args", p.Train.Args, []string{"train"}},
-		{"eval.script", p.Eval.Script, filepath.Join(repo, "scripts", "tiny_lm.py")},
+		{"eval.script", p.Eval.Script, filepath.Join(repo, "scripts", "payloads", "tiny_lm.py")},
 		{"eval.mem", p.Eval.Mem.MiB, int64(1024)},
 		{"deploy.strategy", p.Deploy.Strategy, "record"},
 		// Defaults of what the file leaves out.

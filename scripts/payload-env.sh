@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Hugging Face payload's Python virtual environment at DIR from
-# the pinned lock file payload/requirements.txt (PyPI only, exact versions,
+# the pinned lock file scripts/payloads/requirements.txt (PyPI only, exact versions,
 # --no-deps: nothing outside the file is resolved).
 #
 #   scripts/payload-env.sh DIR              create or update the environment
@@ -40,7 +40,7 @@ fi
 DIR=$1
 case $DIR in /*) ;; *) DIR=$PWD/$DIR ;; esac
 DIR=${DIR%/}
-REQ=${PAYLOAD_REQUIREMENTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/payload/requirements.txt}
+REQ=${PAYLOAD_REQUIREMENTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/payloads/requirements.txt}
 [ -r "$REQ" ] || die "lock file $REQ not found"
 
 PY=${PAYLOAD_PYTHON:-}

@@ -127,7 +127,7 @@ func TestRenderTrainOptions(t *testing.T) {
 			"export MASTER_PORT=$(( 30000 + SLURM_JOB_ID % 20000 ))",
 			`if ! scontrol requeue "$SLURM_JOB_ID"; then`,
 			"if (( slurmtune_restart >= 5 )); then",
-			"  /usr/bin/python3 /srv/scripts/tiny_lm.py train &",
+			"  /usr/bin/python3 /srv/scripts/payloads/tiny_lm.py train &",
 		}},
 		{name: "chained-signal", sets: []string{"train.chain_time_limit=true", "train.time=3h", "train.signal=USR1", "train.signal_grace=300"},
 			run: Run{ID: tinyRun.ID, Dir: tinyRun.Dir, Slurmtune: tinyRun.Slurmtune, MaxTime: 30 * time.Minute}, want: []string{
@@ -139,7 +139,7 @@ func TestRenderTrainOptions(t *testing.T) {
 			}},
 		{name: "apptainer", sets: []string{"environment.container.runtime=apptainer", "environment.container.image=/images/train image.sif",
 			"environment.container.mounts=[/data, /scratch:/mnt/scratch]", "train.gpus_per_node=2", "train.tasks_per_node=2"}, run: tinyRun, want: []string{
-			`  apptainer exec --nv --bind "$SLURMTUNE_RUN_DIR" --bind /data --bind /scratch:/mnt/scratch '/images/train image.sif' /usr/bin/python3 /srv/scripts/tiny_lm.py train`,
+			`  apptainer exec --nv --bind "$SLURMTUNE_RUN_DIR" --bind /data --bind /scratch:/mnt/scratch '/images/train image.sif' /usr/bin/python3 /srv/scripts/payloads/tiny_lm.py train`,
 		}},
 		{name: "pyxis-torchrun", sets: []string{"environment.container.runtime=pyxis", "environment.container.image=nvcr.io#nvidia/pytorch:24.01-py3",
 			"environment.container.mounts=[/data]", "train.launcher=torchrun"}, run: tinyRun, want: []string{

@@ -48,7 +48,7 @@ func trainTinyCheckpoint(t *testing.T, dir string, steps int) string {
 	if err := os.WriteFile(hp, fmt.Appendf(nil, `{"max_steps": %d, "batch_size": 8, "checkpoint_every": 1000}`, steps), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/usr/bin/python3", filepath.Join(root, "scripts", "tiny_lm.py"), "train")
+	cmd := exec.Command("/usr/bin/python3", filepath.Join(root, "scripts", "payloads", "tiny_lm.py"), "train")
 	cmd.Env = append(os.Environ(), "SLURMTUNE_DATA_DIR="+filepath.Join(dir, "data"), "SLURMTUNE_CHECKPOINT_DIR="+filepath.Join(dir, "checkpoints"),
 		"SLURMTUNE_HPARAMS="+hp, "WORLD_SIZE=1", "RANK=0", "LOCAL_RANK=0", "OMP_NUM_THREADS=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -546,7 +546,7 @@ func deploySets(t *testing.T, name, tmp, state, model, ckpt string, extra ...str
 		"prep.enabled=false", "train.enabled=false", "eval.enabled=false",
 		"deploy.strategy=blue-green", "deploy.checkpoint=" + ckpt,
 		fmt.Sprintf(`deploy.serve.command=["/usr/bin/python3", %q, "--model", "{model}", "--port", "{port}", "--name", "{name}"]`,
-			filepath.Join(repoRoot(t), "scripts", "tiny_serve.py")),
+			filepath.Join(repoRoot(t), "scripts", "payloads", "tiny_serve.py")),
 		"deploy.serve.mem=1G", "deploy.serve.startup_timeout=3m", "deploy.serve.time=15m", // a leaked server ends by itself
 		"deploy.router.state=" + state, "deploy.rollback_window=4s",
 		`deploy.smoke.prompts=[{prompt: "The training job", max_tokens: 8, regex: "^.{8}$"}]`,

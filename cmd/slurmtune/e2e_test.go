@@ -321,7 +321,7 @@ func TestE2EInvalidFileSubmitsNothing(t *testing.T) {
 	}
 	text := strings.Replace(string(src), "name: tiny", "name: "+name, 1)
 	text = strings.Replace(text, "  nodes: 2", "  nodes: -2", 1)
-	text = strings.Replace(text, "../../scripts/tiny_lm.py", filepath.Join(repoRoot(t), "scripts", "tiny_lm.py"), -1)
+	text = strings.Replace(text, "../../scripts/payloads/tiny_lm.py", filepath.Join(repoRoot(t), "scripts", "payloads", "tiny_lm.py"), -1)
 	text = strings.Replace(text, "inputs: [data/*.jsonl]", "inputs: ["+filepath.Join(repoRoot(t), "examples/tiny/data")+"/*.jsonl]", 1)
 	if err := os.WriteFile(bad, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

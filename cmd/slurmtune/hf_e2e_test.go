@@ -16,8 +16,8 @@ import (
 	"github.com/slurmtune/slurmtune/slurm/slurmtest"
 )
 
-// The Hugging Face payload on the dev cluster: scripts/train_hf.py with the
-// pinned environment (payload/requirements.txt, built by dev-cluster.sh up)
+// The Hugging Face payload on the dev cluster: scripts/payloads/train_hf.py with the
+// pinned environment (scripts/payloads/requirements.txt, built by dev-cluster.sh up)
 // trains examples/hf-tiny's 0.8M-parameter Llama built from a config, with a
 // tokenizer trained on the prep output, across 2 nodes x 2 CPU ranks with
 // DeepSpeed. Each case is one real run; they run in parallel where the
@@ -484,7 +484,7 @@ func TestE2EHFLoRAServes(t *testing.T) {
 		"train.lora={r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, k_proj, v_proj, o_proj]}",
 		"deploy.strategy=blue-green",
 		fmt.Sprintf(`deploy.serve.command=[%q, %q, "--model", "{model}", "--port", "{port}", "--name", "{name}"]`,
-			py, filepath.Join(repoRoot(t), "scripts", "hf_serve.py")),
+			py, filepath.Join(repoRoot(t), "scripts", "payloads", "hf_serve.py")),
 		"deploy.serve.mem=1G", "deploy.serve.startup_timeout=3m", "deploy.serve.time=10m",
 		"deploy.router.state="+state, "deploy.rollback_window=4s",
 		`deploy.smoke.prompts=[{prompt: "The training job", max_tokens: 4}]`, "deploy.smoke.latency=30s")...)

@@ -333,7 +333,7 @@ func TestPayloadsCompile(t *testing.T) {
 		slurmtest.Missing(t, "python3 not found")
 	}
 	for _, f := range []string{"train_hf.py", "tiny_lm.py", "tiny_serve.py", "hf_serve.py"} {
-		src := filepath.Join(repoRoot(t), "scripts", f)
+		src := filepath.Join(repoRoot(t), "scripts", "payloads", f)
 		code := "import sys, py_compile; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)"
 		if out, err := exec.Command(py, "-c", code, src, filepath.Join(t.TempDir(), f+"c")).CombinedOutput(); err != nil {
 			t.Errorf("py_compile %s: %v\n%s", f, err, out)

@@ -5,7 +5,7 @@
     eval:   python train_hf.py eval [--model DIR]
     (merge: python train_hf.py merge ..., run by train itself for LoRA)
 
-It runs in the pinned environment of payload/requirements.txt (built by
+It runs in the pinned environment of scripts/payloads/requirements.txt (built by
 scripts/payload-env.sh) and honours slurmtune's payload contract (README,
 "Payload contract"). What it reads:
 

@@ -16,7 +16,7 @@ serves
 on HTTP/1.1 with keep-alive, one thread per connection, generating one
 request at a time. Prompts are logged to --prompt-log as tiny_serve.py does
 (chat: the user turns). It runs in the payload environment
-(payload/requirements.txt) and reuses tiny_serve.py's HTTP plumbing.
+(scripts/payloads/requirements.txt) and reuses tiny_serve.py's HTTP plumbing.
 
 usage: hf_serve.py --model DIR [--port N] [--host 0.0.0.0] [--name NAME]
 """
