@@ -145,7 +145,6 @@ func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 		p.Hold = ptr(true)
 	}
 	p.Requeue = s.Requeue
-	p.Signal = str(s.Signal)
 	if s.Nodelist != "" || s.Exclude != "" {
 		return "", fmt.Errorf("submit: --nodelist and --exclude are not supported with API %s", V0038)
 	}

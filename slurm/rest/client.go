@@ -336,11 +336,6 @@ func (c *Client) Submit(ctx context.Context, req slurm.SubmitRequest) (string, e
 	if err != nil {
 		return "", err
 	}
-	if spec.Signal != "" && a.version() != V0038 {
-		// v0.0.40+ take it as kill_warning_*, which their adapters do
-		// not map yet: refuse rather than drop it.
-		return "", fmt.Errorf("submit: --signal is not supported with API %s", a.version())
-	}
 	id, err := a.submit(ctx, spec)
 	if err != nil {
 		return "", err

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,8 +61,6 @@ type jobSpec struct {
 	Exclusive   bool
 	Hold        bool
 	Requeue     *bool
-	// Signal is --signal as sbatch takes it ([B:]SIG[@SECONDS]).
-	Signal string
 	Env         map[string]string
 }
 
@@ -251,7 +248,7 @@ var shortNames = map[string]string{
 
 // restSupported are the sbatch options the REST transport maps to
 // slurmrestd's job description (--export only as NONE).
-var restSupported = strings.Fields("--job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --mail-type --mail-user --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --signal --export=NONE")
+var restSupported = strings.Fields("--job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --mail-type --mail-user --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --export=NONE")
 
 var restOptions = func() map[string]bool {
 	m := map[string]bool{}
@@ -264,8 +261,6 @@ var restOptions = func() map[string]bool {
 func unsupported(opt, where string) error {
 	return fmt.Errorf("submit: %s %q: option not supported by the REST transport (supported: %s)", where, opt, strings.Join(restSupported, " "))
 }
-
-var signalRe = regexp.MustCompile(`^(B:)?[A-Z0-9]+(@[0-9]+)?$`)
 
 var flagOptions = map[string]bool{"--hold": true, "--requeue": true, "--no-requeue": true, "--exclusive": true}
 
@@ -396,11 +391,6 @@ func (s *jobSpec) apply(opt, where string) error {
 	case "--requeue", "--no-requeue":
 		b := name == "--requeue"
 		s.Requeue = &b
-	case "--signal":
-		if !signalRe.MatchString(val) {
-			err = fmt.Errorf("want [B:]SIGNAL[@SECONDS]")
-		}
-		s.Signal = val
 	case "--export":
 		// The REST transport always sends exactly SubmitRequest.Env (plus
 		// PATH); --export=NONE is what it does anyway.
