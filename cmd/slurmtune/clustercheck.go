@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/slurm/cmdline"
-	"github.com/slurmtune/slurmtune/slurm/rest"
+	connectpkg "github.com/slurmtune/slurmtune/slurm/connect"
 )
+
+// clusterReport is what cluster check prints (as lines or --json).
+type clusterReport = connectpkg.Report
 
 func clusterCommand() *cli.Command {
 	return &cli.Command{
@@ -36,11 +37,8 @@ func clusterCommand() *cli.Command {
 					return err
 				}
 				defer cl.close()
-				rep, err := clusterCheck(c.Context, e, cl)
+				rep, err := clusterCheck(c.Context, e, cl, p.Workdir)
 				if err != nil {
-					return err
-				}
-				if err := computeCheck(c.Context, e, cl, p.Workdir, rep); err != nil {
 					return err
 				}
 				if c.Bool("json") {
@@ -53,83 +51,25 @@ func clusterCommand() *cli.Command {
 	}
 }
 
-// clusterReport is what cluster check finds (printed as lines or --json).
-type clusterReport struct {
-	Transport        string          `json:"transport"`
-	Cluster          string          `json:"cluster"`
-	SlurmVersion     string          `json:"slurm_version"`
-	APIVersion       string          `json:"api_version"`
-	Partitions       []partitionJSON `json:"partitions"`
-	PartitionsError  string          `json:"partitions_error,omitempty"`
-	ComputeSlurmtune string          `json:"compute_slurmtune"`
-}
-
-type partitionJSON struct {
-	Name           string `json:"name"`
-	Default        bool   `json:"default"`
-	State          string `json:"state"`
-	Nodes          int    `json:"nodes"`
-	MaxTimeSeconds int64  `json:"max_time_seconds"`
-}
-
-// clusterCheck asks the cluster what a user needs to know before
-// submitting. Over REST, the Slurm version and partitions come from the
-// Slurm commands where this transport runs them (this host, or the login
-// node over SSH), when they are there.
-func clusterCheck(ctx context.Context, e *env, cl *cluster) (*clusterReport, error) {
-	rep := &clusterReport{Transport: cl.transport, Cluster: cl.name, APIVersion: "-", Partitions: []partitionJSON{}}
-	if rc, ok := cl.client.(*rest.Client); ok {
-		if err := rc.Ping(ctx); err != nil {
-			return nil, fmt.Errorf("cluster check: %w", err)
-		}
-		v, err := rc.APIVersion(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("cluster check: %w", err)
-		}
-		rep.APIVersion = v
+// clusterCheck asks the cluster (connect.Cluster.Check) and adds the
+// slurmtune the job scripts will call.
+func clusterCheck(ctx context.Context, e *env, cl *cluster, workdir string) (*clusterReport, error) {
+	rep, err := cl.Check(ctx, e.log)
+	if err != nil {
+		return nil, err
 	}
-	cmds := cmdline.New(cl.runner)
-	version, verr := withReadRetries(ctx, e, func() (string, error) { return cmds.Version(ctx) })
-	parts, perr := cmds.Partitions(ctx)
-	if cl.transport != "rest" {
-		// Over local and SSH these commands are the transport itself.
-		if verr != nil {
-			return nil, fmt.Errorf("cluster check: %w", verr)
-		}
-		if perr != nil {
-			return nil, fmt.Errorf("cluster check: %w", perr)
-		}
-	}
-	if verr != nil {
-		version = "unknown (no Slurm commands where this transport runs them: " + firstLine(verr.Error()) + ")"
-	}
-	rep.SlurmVersion = strings.TrimPrefix(version, "slurm-wlm ")
-	if perr != nil {
-		rep.PartitionsError = firstLine(perr.Error())
-	}
-	for _, p := range parts {
-		rep.Partitions = append(rep.Partitions, partitionJSON{Name: p.Name, Default: p.Default, State: strings.ToLower(p.State),
-			Nodes: p.TotalNodes, MaxTimeSeconds: int64(p.MaxTime.Seconds())})
-	}
-	return rep, nil
-}
-
-// computeCheck adds the slurmtune the job scripts will call.
-func computeCheck(ctx context.Context, e *env, cl *cluster, workdir string, rep *clusterReport) error {
 	b, err := cl.binaryPlan(ctx, e, workdir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b == nil {
 		rep.ComputeSlurmtune = cl.slurmtune + " (this binary)"
-		return nil
+		return rep, nil
 	}
-	what, err := b.Check(ctx, loginShell{cl.runner})
-	if err != nil {
-		return fmt.Errorf("cluster check: %w", err)
+	if rep.ComputeSlurmtune, err = b.Check(ctx, cl.Cluster); err != nil {
+		return nil, fmt.Errorf("cluster check: %w", err)
 	}
-	rep.ComputeSlurmtune = what
-	return nil
+	return rep, nil
 }
 
 // printClusterReport prints the report as lines.
@@ -138,8 +78,7 @@ func printClusterReport(w io.Writer, rep *clusterReport) {
 	if rep.Cluster != "" {
 		fmt.Fprintf(w, "cluster: %s\n", rep.Cluster)
 	}
-	fmt.Fprintf(w, "slurm version: %s\n", rep.SlurmVersion)
-	fmt.Fprintf(w, "api version: %s\n", rep.APIVersion)
+	fmt.Fprintf(w, "slurm version: %s\napi version: %s\n", rep.SlurmVersion, rep.APIVersion)
 	if rep.PartitionsError != "" {
 		fmt.Fprintf(w, "partitions: unknown (%s)\n", rep.PartitionsError)
 	} else {
@@ -156,11 +95,4 @@ func printClusterReport(w io.Writer, rep *clusterReport) {
 		}
 	}
 	fmt.Fprintf(w, "compute slurmtune: %s\n", rep.ComputeSlurmtune)
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

@@ -67,7 +67,7 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	if err != nil {
 		return err
 	}
-	cs.conns[cl.config] = cl
+	cs.add(cl)
 	if err := cl.checkFiles(ctx, p, c.Args().First()); err != nil {
 		return err
 	}

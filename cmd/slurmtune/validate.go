@@ -7,9 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/slurm/local"
-	"github.com/slurmtune/slurmtune/templates"
+	"github.com/slurmtune/slurmtune/jobs/preflight"
+	connectpkg "github.com/slurmtune/slurmtune/slurm/connect"
 )
 
 type validateOptions struct {
@@ -67,58 +66,45 @@ func validateCommand() *cli.Command {
 }
 
 // validatePipeline loads the file and, with --cluster, checks it against
-// the cluster. Problems of the file are in the result, not the error.
+// the cluster (preflight.Validate). Problems of the file are in the
+// result, not the error.
 func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResult, error) {
 	res := &validateResult{File: o.file, Cluster: o.cluster, Stages: []string{}, Errors: []problemJSON{}, Warnings: []string{}}
 	p, err := loadPipeline(c)
-	var perrs jobs.Errors
-	if errors.As(err, &perrs) {
-		res.problems = perrs
-		return res, nil
+	if errors.As(err, &res.problems) || err != nil {
+		return res, ignoreProblems(err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	res.Stages = p.Stages()
-	res.fileWarnings = p.Warnings(o.file)
+	res.Stages, res.fileWarnings = p.Stages(), p.Warnings(o.file)
 	if !o.cluster {
 		if p.Cluster.Transport == "local" {
 			// The jobs see this host's files: look them up. (Other
 			// transports' are looked up with --cluster, and by submit.)
-			res.problems, err = chain.CheckFiles(c.Context, p, o.file, "this host", local.FS{})
+			err := preflight.CheckFiles(c.Context, connectpkg.HostFS(), "this host", p, o.file)
+			errors.As(err, &res.problems)
+			return res, ignoreProblems(err)
 		}
-		return res, err
+		return res, nil
 	}
 	cl, err := connect(c.Context, e, p.Cluster)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.close()
-	var files jobs.Errors
-	if err := cl.checkFiles(c.Context, p, o.file); errors.As(err, &files) {
-		res.problems = append(res.problems, files...)
-	} else if err != nil {
-		return nil, err
+	t := preflight.Target{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Where: cl.Where(), Slurmtune: cl.slurmtune}
+	res.problems, res.Warnings, err = preflight.Validate(c.Context, t, p, o.file)
+	if res.Warnings == nil {
+		res.Warnings = []string{}
 	}
-	ts, err := templates.New()
-	if err != nil {
-		return nil, err
+	return res, err
+}
+
+// ignoreProblems is err unless it is the pipeline's problems.
+func ignoreProblems(err error) error {
+	var perrs jobs.Errors
+	if errors.As(err, &perrs) {
+		return nil
 	}
-	svc := &chain.Service{Client: cl.client, Templates: ts, Slurmtune: cl.slurmtune}
-	prep, err := svc.Prepare(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.CheckSubmits(prep); err != nil {
-		// A stage the transport cannot send (REST: an option it does not map).
-		res.problems = append(res.problems, &jobs.FieldError{File: o.file, Msg: err.Error()})
-	}
-	errs, warnings, err := preflight(c.Context, cl.runner, p, o.file, prep.Scripts)
-	if err != nil {
-		return nil, err
-	}
-	res.problems, res.Warnings = append(res.problems, errs...), append(res.Warnings, warnings...)
-	return res, nil
+	return err
 }
 
 // printValidate prints the verdict: lines (problems on stderr) or JSON on

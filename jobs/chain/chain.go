@@ -26,7 +26,10 @@ import (
 
 // Service ties a cluster, its filesystem, the templates and the store.
 type Service struct {
-	Client    slurm.Client
+	Client slurm.Client
+	// Inspector answers questions about the cluster (the partition's
+	// time limit for train.chain_time_limit).
+	Inspector PartitionLister
 	FS        slurm.FileSystem
 	Store     *store.Store
 	Templates *templates.Set
@@ -119,28 +122,19 @@ type Prepared struct {
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
-func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
+// With train.chain_time_limit it asks the Inspector for the partition's
+// MaxTime: the train job asks for at most that and requeues itself at the
+// limit.
+func (s *Service) Prepare(ctx context.Context, p *jobs.Pipeline) (*Prepared, error) {
 	id := NewRunID(p.Name, s.now())
 	dir := filepath.Join(p.Workdir, id)
 	run := templates.Run{ID: id, Dir: dir, Slurmtune: s.Slurmtune}
 	if p.StageOn(jobs.StageTrain) && p.Train.ChainTimeLimit {
-		// The train job asks for at most the partition's MaxTime and
-		// requeues itself at the limit.
-		if pl, ok := s.Client.(interface {
-			Partitions(context.Context) ([]slurm.Partition, error)
-		}); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			parts, err := pl.Partitions(ctx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("train.chain_time_limit: partition time limit: %w", err)
-			}
-			for _, pt := range parts {
-				if pt.Name == p.Cluster.Partition || p.Cluster.Partition == "" && pt.Default {
-					run.MaxTime = pt.MaxTime
-				}
-			}
+		max, err := s.partitionMaxTime(ctx, p.Cluster.Partition)
+		if err != nil {
+			return nil, fmt.Errorf("train.chain_time_limit: partition time limit: %w", err)
 		}
+		run.MaxTime = max
 	}
 	scripts, err := s.Templates.Render(p, run)
 	if err != nil {
@@ -169,6 +163,32 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 		}
 	}
 	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
+}
+
+// PartitionLister is what Prepare asks of a slurm.Inspector.
+type PartitionLister interface {
+	Partitions(ctx context.Context) ([]slurm.Partition, error)
+}
+
+// partitionMaxTime is the MaxTime of the named partition (the default one
+// when name is ""); 0 when it has none.
+func (s *Service) partitionMaxTime(ctx context.Context, name string) (time.Duration, error) {
+	if s.Inspector == nil {
+		return 0, errors.New("no connection to the cluster to ask")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	parts, err := s.Inspector.Partitions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var max time.Duration
+	for _, pt := range parts {
+		if pt.Name == name || name == "" && pt.Default {
+			max = pt.MaxTime
+		}
+	}
+	return max, nil
 }
 
 // stageRequest is how a prepared stage is submitted, after the jobs in
@@ -227,7 +247,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	if err != nil {
 		return nil, err
 	}
-	prep, err := s.Prepare(p)
+	prep, err := s.Prepare(ctx, p)
 	if err != nil {
 		return nil, err
 	}

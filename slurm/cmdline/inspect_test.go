@@ -59,3 +59,13 @@ func TestParseSacctGPUs(t *testing.T) {
 		}
 	}
 }
+
+func TestSbatchComplaint(t *testing.T) {
+	in := "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n"
+	if got := SbatchComplaint(in); got != "Batch job submission failed: Invalid account or account/partition combination specified" {
+		t.Errorf("SbatchComplaint = %q", got)
+	}
+	if got := SbatchComplaint("\n"); got != "no reason given" {
+		t.Errorf("SbatchComplaint(empty) = %q", got)
+	}
+}
