@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/jobs/chain"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
 )
@@ -86,65 +86,31 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 	}
 	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
 	if o.json {
-		_, err := cl.fs.ReadAt(ctx, path, 0, 1)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read log: %w", err)
-		}
-		return printJSON(e.stdout, logMeta{Run: r.ID, Stage: stage.Name, JobID: stage.JobID, State: stage.State, Attempt: stage.Attempt,
-			Restarts: stage.Restarts, Nodes: stage.Nodes, Log: path, Exists: err == nil})
-	}
-	var off int64
-	const chunk = 1 << 20
-	for {
-		for {
-			b, err := cl.fs.ReadAt(ctx, path, off, chunk)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					if !o.follow {
-						return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", r.ID, o.stage, path)
-					}
-					break
-				}
-				return fmt.Errorf("read log: %w", err)
-			}
-			if len(b) == 0 {
-				break
-			}
-			if _, err := e.stdout.Write(b); err != nil {
-				return err
-			}
-			off += int64(len(b))
-		}
-		if !o.follow {
-			return nil
-		}
-		if _, err := cs.refresh(ctx); err != nil {
-			e.log.Warn("could not refresh from Slurm", "err", err)
-		}
-		cur, err := st.GetRun(ctx, r.ID)
+		exists, err := chain.LogExists(ctx, cl.fs, path)
 		if err != nil {
 			return err
 		}
-		done := false
-		for _, s := range cur.Stages {
-			if s.Name == o.stage && (s.Terminal() || s.State == store.StateNotSubmitted) {
-				done = true
-			}
-		}
-		if done {
-			// One last read for what was written before the end.
-			b, err := cl.fs.ReadAt(ctx, path, off, chunk)
-			for err == nil && len(b) > 0 {
-				e.stdout.Write(b)
-				off += int64(len(b))
-				b, err = cl.fs.ReadAt(ctx, path, off, chunk)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.interval):
-		}
+		return printJSON(e.stdout, logMeta{Run: r.ID, Stage: stage.Name, JobID: stage.JobID, State: stage.State, Attempt: stage.Attempt,
+			Restarts: stage.Restarts, Nodes: stage.Nodes, Log: path, Exists: exists})
 	}
+	err = chain.CopyLog(ctx, cl.fs, path, e.stdout, chain.LogFollow{Follow: o.follow, Interval: o.interval,
+		Ended: func(ctx context.Context) (bool, error) {
+			if _, err := cs.refresh(ctx); err != nil {
+				e.log.Warn("could not refresh from Slurm", "err", err)
+			}
+			cur, err := st.GetRun(ctx, r.ID)
+			if err != nil {
+				return false, err
+			}
+			for _, s := range cur.Stages {
+				if s.Name == o.stage && (s.Terminal() || s.State == store.StateNotSubmitted) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}})
+	if errors.Is(err, chain.ErrNoLog) {
+		return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", r.ID, o.stage, path)
+	}
+	return err
 }
