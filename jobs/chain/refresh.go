@@ -3,7 +3,8 @@ package chain
 import (
 	"context"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/slurmtune/slurmtune/jobs/notify"
@@ -33,7 +34,7 @@ func Refresh(ctx context.Context, st *store.Store, log *slog.Logger, service Ser
 	for _, r := range submitting {
 		configs[r.ClusterConfig] = true
 	}
-	for _, cfg := range sortedKeys(configs) {
+	for _, cfg := range slices.Sorted(maps.Keys(configs)) {
 		svc, err := service(ctx, cfg)
 		if err != nil {
 			return total, err
@@ -50,7 +51,7 @@ func Refresh(ctx context.Context, st *store.Store, log *slog.Logger, service Ser
 	for _, t := range live {
 		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t)
 	}
-	for _, cfg := range sortedKeys(byConfig) {
+	for _, cfg := range slices.Sorted(maps.Keys(byConfig)) {
 		svc, err := service(ctx, cfg)
 		if err != nil {
 			return total, err
@@ -70,13 +71,4 @@ func Refresh(ctx context.Context, st *store.Store, log *slog.Logger, service Ser
 		log.Warn("queue notifications", "err", err)
 	}
 	return total, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
