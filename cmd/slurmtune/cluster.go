@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
 	"sort"
 
 	"github.com/slurmtune/slurmtune/cmd/slurmtune/release"
@@ -25,11 +21,21 @@ type cluster struct {
 	client    slurm.Client
 	fs        slurm.FileSystem
 	slurmtune string
+	self      chain.Self
+}
+
+// self is this binary (chain.Self), its release builds found by release.
+func (e *env) self() (chain.Self, error) {
+	path, err := chain.SelfPath()
+	return chain.Self{Path: path, Version: version, Log: e.log, FindBuild: func(self string, p chain.Platform) (string, error) {
+		b, err := release.FindFrom(self, p.OS, p.Arch)
+		return b.Path, err
+	}}, err
 }
 
 // connect opens the transport a pipeline's cluster section names.
 func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
-	bin, err := slurmtuneOnCluster(c)
+	self, err := e.self()
 	if err != nil {
 		return nil, err
 	}
@@ -37,51 +43,25 @@ func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{Cluster: cc, client: cc.Client, fs: cc.FS, slurmtune: bin}, nil
+	return &cluster{Cluster: cc, client: cc.Client, fs: cc.FS, slurmtune: self.OnCluster(c), self: self}, nil
 }
 
 func (cl *cluster) close() { cl.Close() }
 
-// slurmtuneOnCluster is the slurmtune binary as compute nodes see it:
-// cluster.slurmtune, else this very binary for the local transport (the
-// login node and compute nodes share its filesystem), else upload (this
-// binary, copied to the workdir by computeBinary before a submission).
-func slurmtuneOnCluster(c jobs.Cluster) (string, error) {
-	switch {
-	case c.Slurmtune != "":
-		return c.Slurmtune, nil
-	case c.Transport != "local":
-		return chain.Upload, nil
-	}
-	return selfBinary()
+// binaryPlan is how the compute nodes get slurmtune (nil: this binary).
+func (cl *cluster) binaryPlan(ctx context.Context, workdir string) *chain.ComputeBinary {
+	return cl.self.Plan(ctx, cl.slurmtune, workdir, cl.Where())
 }
 
 // computeBinary makes sure the compute nodes can run the slurmtune the job
 // scripts call (uploading it when cluster.slurmtune says upload) and sets
 // cl.slurmtune to that path; a binary that is missing or of another
 // version is refused before anything is submitted.
-func (cl *cluster) computeBinary(ctx context.Context, e *env, workdir string) error {
-	b, err := cl.binaryPlan(ctx, e, workdir)
-	if err != nil || b == nil {
-		return err
+func (cl *cluster) computeBinary(ctx context.Context, workdir string) (err error) {
+	if b := cl.binaryPlan(ctx, workdir); b != nil {
+		cl.slurmtune, err = b.Resolve(ctx, cl.Cluster, cl.fs)
 	}
-	path, err := b.Resolve(ctx, cl.Cluster, cl.fs)
-	if err != nil {
-		return err
-	}
-	cl.slurmtune = path
-	return nil
-}
-
-// binaryPlan is how the compute nodes get slurmtune; nil when they run
-// this very binary (the local transport's default).
-func (cl *cluster) binaryPlan(ctx context.Context, e *env, workdir string) (*chain.ComputeBinary, error) {
-	self, err := selfBinary()
-	if err != nil || cl.slurmtune == self {
-		return nil, err
-	}
-	return &chain.ComputeBinary{Setting: cl.slurmtune, Workdir: workdir, Where: cl.Where(), Version: version,
-		BuildFor: func(p chain.Platform) (chain.Build, error) { return releaseBuild(ctx, e, self, p) }, ReadFile: os.ReadFile}, nil
+	return err
 }
 
 // checkFiles looks up the files the jobs will read where they will see
@@ -90,57 +70,16 @@ func (cl *cluster) checkFiles(ctx context.Context, p *jobs.Pipeline, file string
 	return preflight.CheckFiles(ctx, cl.fs, cl.Where(), p, file)
 }
 
-// releaseBuild is the slurmtune build for p (release.FindFrom: the
-// release build next to this binary or in dist/, else this binary). A
-// build other than this binary must be of this version: one for this
-// host's platform is asked (--version); another platform's cannot be run
-// here, and is taken as it is, with a warning.
-func releaseBuild(ctx context.Context, e *env, self string, p chain.Platform) (chain.Build, error) {
-	b, err := release.FindFrom(self, p.OS, p.Arch)
-	if err != nil {
-		return chain.Build{}, fmt.Errorf("%w; or set cluster.slurmtune to slurmtune %s on the cluster", err, version)
-	}
-	if b.Path == self {
-		return chain.Build{Path: self, Version: version}, nil
-	}
-	if p.OS != runtime.GOOS || p.Arch != runtime.GOARCH {
-		e.log.Warn("cannot run the build for another platform to check its version: uploading it as this version",
-			"build", b.Path, "version", version)
-		return chain.Build{Path: b.Path, Version: version}, nil
-	}
-	out, err := connectpkg.Here(ctx, b.Path, "--version")
-	if err != nil {
-		return chain.Build{}, fmt.Errorf("%s --version: %w", b.Path, err)
-	}
-	if v := chain.ParseVersion(string(out)); v != version {
-		return chain.Build{}, fmt.Errorf("%s is slurmtune %s, this is %s: run make release again", b.Path, v, version)
-	}
-	return chain.Build{Path: b.Path, Version: version}, nil
-}
-
-// selfBinary is this binary's path, links resolved.
-func selfBinary() (string, error) {
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		return "", fmt.Errorf("find slurmtune binary: %w", err)
-	}
-	return exe, nil
-}
-
-// clusterSet keeps one connection per distinct cluster configuration for
-// the duration of a command (connect.Set, with each one's binary).
+// clusterSet keeps one connection per distinct cluster configuration (a
+// run's recorded one) for the duration of a command.
 type clusterSet struct {
 	e     *env
 	st    *store.Store
-	set   *connectpkg.Set
 	conns map[string]*cluster
 }
 
 func newClusterSet(e *env, st *store.Store) *clusterSet {
-	return &clusterSet{e: e, st: st, set: connectpkg.NewSet(), conns: map[string]*cluster{}}
+	return &clusterSet{e: e, st: st, conns: map[string]*cluster{}}
 }
 
 func (cs *clusterSet) get(ctx context.Context, config string) (*cluster, error) {
@@ -151,24 +90,15 @@ func (cs *clusterSet) get(ctx context.Context, config string) (*cluster, error) 
 	if err != nil {
 		return nil, err
 	}
-	bin, err := slurmtuneOnCluster(c)
-	if err != nil {
-		return nil, err
+	cl, err := connect(ctx, cs.e, c)
+	if err == nil {
+		cs.conns[config] = cl
 	}
-	cc, err := cs.set.Get(ctx, config)
-	if err != nil {
-		return nil, err
-	}
-	cl := &cluster{Cluster: cc, client: cc.Client, fs: cc.FS, slurmtune: bin}
-	cs.conns[config] = cl
-	return cl, nil
+	return cl, err
 }
 
 // add makes cl the set's connection for its configuration.
-func (cs *clusterSet) add(cl *cluster) {
-	cs.set.Add(cl.Cluster)
-	cs.conns[cl.Config] = cl
-}
+func (cs *clusterSet) add(cl *cluster) { cs.conns[cl.Config] = cl }
 
 func (cs *clusterSet) service(ctx context.Context, config string) (*chain.Service, error) {
 	cl, err := cs.get(ctx, config)
@@ -178,33 +108,19 @@ func (cs *clusterSet) service(ctx context.Context, config string) (*chain.Servic
 	return cs.e.service(cs.st, cl)
 }
 
-func (cs *clusterSet) close() { cs.set.Close() }
-
-// refresh reconciles interrupted submissions and syncs every tracked live
-// job (chain.Refresh), reading the new output of the runs that were live.
-func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
-	return chain.Refresh(ctx, cs.st, cs.e.log, cs.service, cs.ingestLive)
+func (cs *clusterSet) close() {
+	for _, cl := range cs.conns {
+		cl.close()
+	}
 }
 
-// ingestLive reads the new metrics and eval results of the runs whose jobs
-// were live before the refresh (so also the last lines of the ones that
-// just ended).
-func (cs *clusterSet) ingestLive(ctx context.Context, live []store.TrackedJob) {
-	seen := map[string]bool{}
-	var runs []*store.Run
-	for _, t := range live {
-		if seen[t.RunID] {
-			continue
-		}
-		seen[t.RunID] = true
-		r, err := cs.st.GetRun(ctx, t.RunID)
-		if err != nil {
-			cs.e.log.Warn("metrics", "run", t.RunID, "err", err)
-			continue
-		}
-		runs = append(runs, r)
-	}
-	ingestRuns(ctx, cs.e, cs.st, cs, runs)
+// refresh reconciles interrupted submissions and syncs every tracked live
+// job (chain.Refresh), then reads the new output of the runs whose jobs
+// were live (so also the last lines of the ones that just ended).
+func (cs *clusterSet) refresh(ctx context.Context) (chain.SyncResult, error) {
+	return chain.Refresh(ctx, cs.st, cs.e.log, cs.service, func(ctx context.Context, live []store.TrackedJob) {
+		ingestRuns(ctx, cs.e, cs.st, cs, chain.RunsOf(ctx, cs.st, cs.e.log, live))
+	})
 }
 
 // deliverNotifications posts the webhook events that are due, within

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,8 +42,7 @@ func clusterCommand() *cli.Command {
 				if c.Bool("json") {
 					return printJSON(e.stdout, rep)
 				}
-				printClusterReport(e.stdout, rep)
-				return nil
+				return rep.WriteText(e.stdout)
 			},
 		}},
 	}
@@ -58,41 +55,11 @@ func clusterCheck(ctx context.Context, e *env, cl *cluster, workdir string) (*cl
 	if err != nil {
 		return nil, err
 	}
-	b, err := cl.binaryPlan(ctx, e, workdir)
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		rep.ComputeSlurmtune = cl.slurmtune + " (this binary)"
-		return rep, nil
-	}
-	if rep.ComputeSlurmtune, err = b.Check(ctx, cl.Cluster); err != nil {
-		return nil, fmt.Errorf("cluster check: %w", err)
-	}
-	return rep, nil
-}
-
-// printClusterReport prints the report as lines.
-func printClusterReport(w io.Writer, rep *clusterReport) {
-	fmt.Fprintf(w, "transport: %s\n", rep.Transport)
-	if rep.Cluster != "" {
-		fmt.Fprintf(w, "cluster: %s\n", rep.Cluster)
-	}
-	fmt.Fprintf(w, "slurm version: %s\napi version: %s\n", rep.SlurmVersion, rep.APIVersion)
-	if rep.PartitionsError != "" {
-		fmt.Fprintf(w, "partitions: unknown (%s)\n", rep.PartitionsError)
-	} else {
-		fmt.Fprintln(w, "partitions:")
-		for _, p := range rep.Partitions {
-			def, limit := "", "no time limit"
-			if p.Default {
-				def = " (default)"
-			}
-			if p.MaxTimeSeconds > 0 {
-				limit = "max time " + (time.Duration(p.MaxTimeSeconds) * time.Second).String()
-			}
-			fmt.Fprintf(w, "  %s%s: %s, %d nodes, %s\n", p.Name, def, p.State, p.Nodes, limit)
+	rep.ComputeSlurmtune = cl.slurmtune + " (this binary)"
+	if b := cl.binaryPlan(ctx, workdir); b != nil {
+		if rep.ComputeSlurmtune, err = b.Check(ctx, cl.Cluster); err != nil {
+			return nil, fmt.Errorf("cluster check: %w", err)
 		}
 	}
-	fmt.Fprintf(w, "compute slurmtune: %s\n", rep.ComputeSlurmtune)
+	return rep, nil
 }

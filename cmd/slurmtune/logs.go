@@ -9,8 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/store"
-	"github.com/slurmtune/slurmtune/templates"
 )
 
 type logsOptions struct {
@@ -20,18 +18,8 @@ type logsOptions struct {
 	interval   time.Duration
 }
 
-// logMeta is what logs --json prints: where the log is and the job's state.
-type logMeta struct {
-	Run      string `json:"run"`
-	Stage    string `json:"stage"`
-	JobID    string `json:"job_id"`
-	State    string `json:"state"`
-	Attempt  int    `json:"attempt"`
-	Restarts int    `json:"restarts"`
-	Nodes    string `json:"nodes"`
-	Log      string `json:"log"`
-	Exists   bool   `json:"exists"`
-}
+// logMeta is what logs --json prints.
+type logMeta = chain.StageLog
 
 func logsCommand() *cli.Command {
 	return &cli.Command{
@@ -66,51 +54,30 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		return err
 	}
 	defer rs.close()
-	st, cs, r := rs.st, rs.cs, rs.run
-	var stage *store.Stage
-	for i := range r.Stages {
-		if r.Stages[i].Name == o.stage {
-			stage = &r.Stages[i]
-		}
-	}
-	if stage == nil {
-		names := make([]string, len(r.Stages))
-		for i, s := range r.Stages {
-			names[i] = s.Name
-		}
-		return usagef("run %s has no stage %q (stages: %v)", r.ID, o.stage, names)
+	lg, err := chain.StageLogOf(rs.run, o.stage)
+	var unknown *chain.UnknownStageError
+	if errors.As(err, &unknown) {
+		return usagef("%v", err)
 	}
 	cl, err := rs.cluster(ctx)
 	if err != nil {
 		return err
 	}
-	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
 	if o.json {
-		exists, err := chain.LogExists(ctx, cl.fs, path)
-		if err != nil {
+		if lg.Exists, err = chain.LogExists(ctx, cl.fs, lg.Log); err != nil {
 			return err
 		}
-		return printJSON(e.stdout, logMeta{Run: r.ID, Stage: stage.Name, JobID: stage.JobID, State: stage.State, Attempt: stage.Attempt,
-			Restarts: stage.Restarts, Nodes: stage.Nodes, Log: path, Exists: exists})
+		return printJSON(e.stdout, lg)
 	}
-	err = chain.CopyLog(ctx, cl.fs, path, e.stdout, chain.LogFollow{Follow: o.follow, Interval: o.interval,
+	err = chain.CopyLog(ctx, cl.fs, lg.Log, e.stdout, chain.LogFollow{Follow: o.follow, Interval: o.interval,
 		Ended: func(ctx context.Context) (bool, error) {
-			if _, err := cs.refresh(ctx); err != nil {
+			if _, err := rs.cs.refresh(ctx); err != nil {
 				e.log.Warn("could not refresh from Slurm", "err", err)
 			}
-			cur, err := st.GetRun(ctx, r.ID)
-			if err != nil {
-				return false, err
-			}
-			for _, s := range cur.Stages {
-				if s.Name == o.stage && (s.Terminal() || s.State == store.StateNotSubmitted) {
-					return true, nil
-				}
-			}
-			return false, nil
+			return chain.StageEnded(ctx, rs.st, rs.run.ID, o.stage)
 		}})
 	if errors.Is(err, chain.ErrNoLog) {
-		return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", r.ID, o.stage, path)
+		return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", rs.run.ID, o.stage, lg.Log)
 	}
 	return err
 }

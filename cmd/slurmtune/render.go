@@ -60,11 +60,11 @@ func render(ctx context.Context, e *env, p *jobs.Pipeline, o renderOptions) erro
 	if err != nil {
 		return err
 	}
-	bin, err := slurmtuneOnCluster(p.Cluster)
+	self, err := e.self()
 	if err != nil {
 		return err
 	}
-	svc := &chain.Service{Templates: ts, Slurmtune: bin}
+	svc := &chain.Service{Templates: ts, Slurmtune: self.OnCluster(p.Cluster)}
 	if p.StageOn(jobs.StageTrain) && p.Train.ChainTimeLimit {
 		cl, err := connect(ctx, e, p.Cluster)
 		if err != nil {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -18,27 +18,7 @@ type validateOptions struct {
 }
 
 // validateResult is what validate --json prints.
-type validateResult struct {
-	File     string        `json:"file"`
-	Valid    bool          `json:"valid"`
-	Cluster  bool          `json:"cluster_checked"`
-	Stages   []string      `json:"stages"`
-	Errors   []problemJSON `json:"errors"`
-	Warnings []string      `json:"warnings"`
-	problems jobs.Errors   `json:"-"`
-	// fileWarnings are the pipeline file's own (FILE:LINE:COL: warning: ...).
-	fileWarnings []*jobs.FieldError
-}
-
-// problemJSON is one problem of a pipeline file.
-type problemJSON struct {
-	File    string `json:"file"`
-	Line    int    `json:"line,omitempty"`
-	Col     int    `json:"col,omitempty"`
-	Set     string `json:"set,omitempty"`
-	Message string `json:"message"`
-	Text    string `json:"text"`
-}
+type validateResult = preflight.Result
 
 func validateCommand() *cli.Command {
 	return &cli.Command{
@@ -56,7 +36,18 @@ func validateCommand() *cli.Command {
 				return err
 			}
 			o := validateOptions{file: c.Args().First(), cluster: c.Bool("cluster"), json: c.Bool("json")}
-			res, err := validatePipeline(c, e, o)
+			p, err := loadPipeline(c)
+			var open preflight.Connect
+			if o.cluster {
+				open = func(ctx context.Context, cc jobs.Cluster) (preflight.Target, func(), error) {
+					cl, err := connect(ctx, e, cc)
+					if err != nil {
+						return preflight.Target{}, nil, err
+					}
+					return preflight.Target{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Where: cl.Where(), Slurmtune: cl.slurmtune}, cl.close, nil
+				}
+			}
+			res, err := preflight.ValidateFile(c.Context, o.file, p, err, connectpkg.HostFS(), open)
 			if err != nil {
 				return err
 			}
@@ -65,81 +56,31 @@ func validateCommand() *cli.Command {
 	}
 }
 
-// validatePipeline loads the file and, with --cluster, checks it against
-// the cluster (preflight.Validate). Problems of the file are in the
-// result, not the error.
-func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResult, error) {
-	res := &validateResult{File: o.file, Cluster: o.cluster, Stages: []string{}, Errors: []problemJSON{}, Warnings: []string{}}
-	p, err := loadPipeline(c)
-	if errors.As(err, &res.problems) || err != nil {
-		return res, ignoreProblems(err)
-	}
-	res.Stages, res.fileWarnings = p.Stages(), p.Warnings(o.file)
-	if !o.cluster {
-		if p.Cluster.Transport == "local" {
-			// The jobs see this host's files: look them up. (Other
-			// transports' are looked up with --cluster, and by submit.)
-			err := preflight.CheckFiles(c.Context, connectpkg.HostFS(), "this host", p, o.file)
-			errors.As(err, &res.problems)
-			return res, ignoreProblems(err)
-		}
-		return res, nil
-	}
-	cl, err := connect(c.Context, e, p.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.close()
-	t := preflight.Target{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Where: cl.Where(), Slurmtune: cl.slurmtune}
-	res.problems, res.Warnings, err = preflight.Validate(c.Context, t, p, o.file)
-	if res.Warnings == nil {
-		res.Warnings = []string{}
-	}
-	return res, err
-}
-
-// ignoreProblems is err unless it is the pipeline's problems.
-func ignoreProblems(err error) error {
-	var perrs jobs.Errors
-	if errors.As(err, &perrs) {
-		return nil
-	}
-	return err
-}
-
 // printValidate prints the verdict: lines (problems on stderr) or JSON on
 // stdout; exit 2 when the file has problems.
-func printValidate(e *env, o validateOptions, res *validateResult) error {
-	res.Valid = len(res.problems) == 0
-	for _, pe := range res.problems {
-		res.Errors = append(res.Errors, problemJSON{File: pe.File, Line: pe.Pos.Line, Col: pe.Pos.Col, Set: pe.Pos.Set,
-			Message: pe.Msg, Text: pe.Error()})
-	}
+func printValidate(e *env, o validateOptions, res *preflight.Result) error {
 	if o.json {
-		for _, w := range res.fileWarnings {
+		for _, w := range res.FileWarnings {
 			res.Warnings = append(res.Warnings, w.Error())
 		}
-		if err := printJSON(e.stdout, res); err != nil {
+		if err := printJSON(e.stdout, res); err != nil || res.Valid {
 			return err
 		}
-		if !res.Valid {
-			return exitError{code: exitInvalid}
-		}
-		return nil
+		return exitError{code: exitInvalid}
 	}
-	for _, w := range res.fileWarnings {
+	for _, w := range res.FileWarnings {
 		fmt.Fprintln(e.stderr, w.Error())
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stderr, "%s: warning: %s\n", o.file, w)
 	}
-	if !res.Valid {
-		return res.problems
-	}
-	if o.cluster {
+	switch {
+	case !res.Valid:
+		return res.Problems
+	case o.cluster:
 		fmt.Fprintf(e.stdout, "%s: valid, and the cluster can run it (stages: %v)\n", o.file, res.Stages)
-		return nil
+	default:
+		fmt.Fprintf(e.stdout, "%s: valid (stages: %v)\n", o.file, res.Stages)
 	}
-	fmt.Fprintf(e.stdout, "%s: valid (stages: %v)\n", o.file, res.Stages)
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/store"
+	"github.com/slurmtune/slurmtune/templates"
 )
 
 // ErrNoLog is a log that does not exist yet: the job has not started.
@@ -84,4 +86,57 @@ func LogExists(ctx context.Context, fsys slurm.FileSystem, path string) (bool, e
 		return false, fmt.Errorf("read log: %w", err)
 	}
 	return err == nil, nil
+}
+
+// StageLog is where a stage's log is and what its job is doing (logs
+// --json).
+type StageLog struct {
+	Run      string `json:"run"`
+	Stage    string `json:"stage"`
+	JobID    string `json:"job_id"`
+	State    string `json:"state"`
+	Attempt  int    `json:"attempt"`
+	Restarts int    `json:"restarts"`
+	Nodes    string `json:"nodes"`
+	Log      string `json:"log"`
+	Exists   bool   `json:"exists"`
+}
+
+// UnknownStageError is a stage the run does not have.
+type UnknownStageError struct {
+	Run, Stage string
+	Stages     []string
+}
+
+func (e *UnknownStageError) Error() string {
+	return fmt.Sprintf("run %s has no stage %q (stages: %v)", e.Run, e.Stage, e.Stages)
+}
+
+// StageLogOf is the named stage's log in r (Exists left false); a stage r
+// does not have is an *UnknownStageError.
+func StageLogOf(r *store.Run, stage string) (*StageLog, error) {
+	names := make([]string, len(r.Stages))
+	for i, s := range r.Stages {
+		names[i] = s.Name
+		if s.Name == stage {
+			return &StageLog{Run: r.ID, Stage: s.Name, JobID: s.JobID, State: s.State, Attempt: s.Attempt,
+				Restarts: s.Restarts, Nodes: s.Nodes, Log: templates.LayoutOf(r.RunDir).LogPath(stage)}, nil
+		}
+	}
+	return nil, &UnknownStageError{Run: r.ID, Stage: stage, Stages: names}
+}
+
+// StageEnded reports whether the run's stage has ended (or will never be
+// submitted), as the store has it now.
+func StageEnded(ctx context.Context, st *store.Store, runID, stage string) (bool, error) {
+	r, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range r.Stages {
+		if s.Name == stage && (s.Terminal() || s.State == store.StateNotSubmitted) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -72,3 +72,23 @@ func Refresh(ctx context.Context, st *store.Store, log *slog.Logger, service Ser
 	}
 	return total, nil
 }
+
+// RunsOf is the runs of the given jobs, each once, in the jobs' order; a
+// run that cannot be read is logged and left out.
+func RunsOf(ctx context.Context, st *store.Store, log *slog.Logger, tracked []store.TrackedJob) []*store.Run {
+	seen := map[string]bool{}
+	var runs []*store.Run
+	for _, t := range tracked {
+		if seen[t.RunID] {
+			continue
+		}
+		seen[t.RunID] = true
+		r, err := st.GetRun(ctx, t.RunID)
+		if err != nil {
+			log.Warn("metrics", "run", t.RunID, "err", err)
+			continue
+		}
+		runs = append(runs, r)
+	}
+	return runs
+}

@@ -3,8 +3,10 @@ package connect
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/slurmtune/slurmtune/slurm"
 )
@@ -67,6 +69,34 @@ func (cl *Cluster) Check(ctx context.Context, log *slog.Logger) (*Report, error)
 			Nodes: p.TotalNodes, MaxTimeSeconds: int64(p.MaxTime.Seconds())})
 	}
 	return rep, nil
+}
+
+// WriteText writes the report as lines, for people.
+func (rep *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "transport: %s\n", rep.Transport)
+	if rep.Cluster != "" {
+		fmt.Fprintf(&b, "cluster: %s\n", rep.Cluster)
+	}
+	fmt.Fprintf(&b, "slurm version: %s\napi version: %s\n", rep.SlurmVersion, rep.APIVersion)
+	if rep.PartitionsError != "" {
+		fmt.Fprintf(&b, "partitions: unknown (%s)\n", rep.PartitionsError)
+	} else {
+		b.WriteString("partitions:\n")
+		for _, p := range rep.Partitions {
+			def, limit := "", "no time limit"
+			if p.Default {
+				def = " (default)"
+			}
+			if p.MaxTimeSeconds > 0 {
+				limit = "max time " + (time.Duration(p.MaxTimeSeconds) * time.Second).String()
+			}
+			fmt.Fprintf(&b, "  %s%s: %s, %d nodes, %s\n", p.Name, def, p.State, p.Nodes, limit)
+		}
+	}
+	fmt.Fprintf(&b, "compute slurmtune: %s\n", rep.ComputeSlurmtune)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func firstLine(s string) string {
