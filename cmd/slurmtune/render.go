@@ -17,13 +17,7 @@ type renderOptions struct {
 }
 
 // renderResult is what render --json prints.
-type renderResult struct {
-	// Run and RunDir are placeholders: submit makes a new run id.
-	Run         string            `json:"run"`
-	RunDir      string            `json:"run_dir"`
-	Placeholder bool              `json:"placeholder"`
-	Files       map[string]string `json:"files"`
-}
+type renderResult = chain.Rendered
 
 func renderCommand() *cli.Command {
 	return &cli.Command{
@@ -77,9 +71,9 @@ func render(ctx context.Context, e *env, p *jobs.Pipeline, o renderOptions) erro
 	if err != nil {
 		return err
 	}
-	e.log.Info("rendered with a placeholder run id and directory: submit makes a new run id", "placeholder_run", r.ID, "placeholder_run_dir", r.Dir)
+	e.log.Info("rendered with a placeholder run id and directory: submit makes a new run id", "placeholder_run", r.Run, "placeholder_run_dir", r.RunDir)
 	if o.json {
-		return printJSON(e.stdout, renderResult{Run: r.ID, RunDir: r.Dir, Placeholder: true, Files: r.Files})
+		return printJSON(e.stdout, r)
 	}
 	for _, p := range r.Paths {
 		fmt.Fprintln(e.stdout, p)

@@ -1,6 +1,9 @@
 // Package chain submits a pipeline as a chain of Slurm jobs (prep -> train ->
 // eval -> deploy, each after the previous with afterok), keeps the store in
-// step with what Slurm says about them, and cancels them.
+// step with what Slurm says about them (one refresh across every cluster
+// the runs were submitted to), follows a run and its logs, and cancels
+// them; it also renders a run's scripts to a directory and works out the
+// slurmtune binary the compute nodes run.
 package chain
 
 import (

@@ -101,3 +101,17 @@ func TestPrepareDSConfig(t *testing.T) {
 		t.Error("ds_config.json without DeepSpeed")
 	}
 }
+
+// TestPrepareChainedNeedsInspector: a chained train stage is not rendered
+// uncapped when there is nothing to ask the partition's limit.
+func TestPrepareChainedNeedsInspector(t *testing.T) {
+	ts, err := templates.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{Templates: ts, Slurmtune: "/bin/slurmtune", Now: time.Now}
+	if _, err := s.Prepare(context.Background(), preparePipeline(t, "cluster.partition=short", "train.chain_time_limit=true")); err == nil ||
+		!strings.Contains(err.Error(), "train.chain_time_limit: partition time limit") {
+		t.Errorf("Prepare without an Inspector: %v", err)
+	}
+}

@@ -10,15 +10,16 @@ import (
 	"github.com/slurmtune/slurmtune/slurm/local"
 )
 
-// Rendered is what Render wrote.
+// Rendered is what Render wrote (render --json prints it).
 type Rendered struct {
-	// Prepared is the run the scripts were rendered for; its id and
-	// directory are placeholders (submit makes a new run id).
-	*Prepared
+	// Run and RunDir are placeholders: submit makes a new run id.
+	Run         string `json:"run"`
+	RunDir      string `json:"run_dir"`
+	Placeholder bool   `json:"placeholder"`
 	// Files maps each stage (and "ds_config") to the file written, in
 	// Paths' order.
-	Files map[string]string
-	Paths []string
+	Files map[string]string `json:"files"`
+	Paths []string          `json:"-"`
 }
 
 // Render writes the scripts of a run that would be submitted now to dir on
@@ -41,7 +42,7 @@ func (s *Service) Render(ctx context.Context, p *jobs.Pipeline, dir string) (*Re
 	if err := os.MkdirAll(dir, modes.Dir); err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
-	res := &Rendered{Prepared: prep, Files: map[string]string{}}
+	res := &Rendered{Run: prep.ID, RunDir: prep.Dir, Placeholder: true, Files: map[string]string{}}
 	write := func(name, path string, data []byte, perm os.FileMode) error {
 		if err := local.WriteFileAtomic(path, data, perm); err != nil {
 			return fmt.Errorf("render: %w", err)
