@@ -35,11 +35,20 @@ func (e *env) self() (chain.Self, error) {
 
 // connect opens the transport a pipeline's cluster section names.
 func connect(ctx context.Context, e *env, c jobs.Cluster) (*cluster, error) {
-	self, err := e.self()
+	cc, err := connectpkg.Open(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	cc, err := connectpkg.Open(ctx, c)
+	cl, err := e.onCluster(cc, c)
+	if err != nil {
+		cc.Close()
+	}
+	return cl, err
+}
+
+// onCluster is cc with the slurmtune binary the job scripts call there.
+func (e *env) onCluster(cc *connectpkg.Cluster, c jobs.Cluster) (*cluster, error) {
+	self, err := e.self()
 	if err != nil {
 		return nil, err
 	}
@@ -71,34 +80,32 @@ func (cl *cluster) checkFiles(ctx context.Context, p *jobs.Pipeline, file string
 }
 
 // clusterSet keeps one connection per distinct cluster configuration (a
-// run's recorded one) for the duration of a command.
+// run's recorded one) for the duration of a command (connect.Set).
 type clusterSet struct {
-	e     *env
-	st    *store.Store
-	conns map[string]*cluster
+	e   *env
+	st  *store.Store
+	set *connectpkg.Set
 }
 
 func newClusterSet(e *env, st *store.Store) *clusterSet {
-	return &clusterSet{e: e, st: st, conns: map[string]*cluster{}}
+	return &clusterSet{e: e, st: st, set: connectpkg.NewSet()}
 }
 
 func (cs *clusterSet) get(ctx context.Context, config string) (*cluster, error) {
-	if cl, ok := cs.conns[config]; ok {
-		return cl, nil
-	}
 	c, err := connectpkg.OfRun(config)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := connect(ctx, cs.e, c)
-	if err == nil {
-		cs.conns[config] = cl
+	cc, err := cs.set.Get(ctx, config)
+	if err != nil {
+		return nil, err
 	}
-	return cl, err
+	return cs.e.onCluster(cc, c)
 }
 
-// add makes cl the set's connection for its configuration.
-func (cs *clusterSet) add(cl *cluster) { cs.conns[cl.Config] = cl }
+// add makes cl's connection the set's for its configuration (the set
+// closes it).
+func (cs *clusterSet) add(cl *cluster) { cs.set.Add(cl.Cluster) }
 
 func (cs *clusterSet) service(ctx context.Context, config string) (*chain.Service, error) {
 	cl, err := cs.get(ctx, config)
@@ -108,11 +115,7 @@ func (cs *clusterSet) service(ctx context.Context, config string) (*chain.Servic
 	return cs.e.service(cs.st, cl)
 }
 
-func (cs *clusterSet) close() {
-	for _, cl := range cs.conns {
-		cl.close()
-	}
-}
+func (cs *clusterSet) close() { cs.set.Close() }
 
 // refresh reconciles interrupted submissions and syncs every tracked live
 // job (chain.Refresh), then reads the new output of the runs whose jobs
