@@ -9,8 +9,10 @@ package connect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -72,6 +74,7 @@ func Open(ctx context.Context, c jobs.Cluster) (*Cluster, error) {
 		if url == "" {
 			url = os.Getenv("SLURMTUNE_REST_URL")
 		}
+		cmds := cmdline.New(commandsHere{cl.login})
 		rc, err := rest.New(rest.Config{URL: url, User: c.REST.User, TokenFile: c.REST.TokenFile,
 			TokenSource: func(ctx context.Context) (string, error) { return cmds.Token(ctx, time.Hour) }})
 		if err != nil {
@@ -89,7 +92,7 @@ func Open(ctx context.Context, c jobs.Cluster) (*Cluster, error) {
 // restInspector answers what slurmrestd answers (its API version, which
 // needs it to be up) itself, and the rest with Slurm's commands where the
 // REST transport runs them (this host, or the login node over SSH); where
-// there are none those questions fail.
+// there are none those questions fail with slurm.ErrNotAvailable.
 type restInspector struct {
 	rc *rest.Client
 	*cmdline.Client
@@ -100,6 +103,19 @@ func (r restInspector) APIVersion(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return r.rc.APIVersion(ctx)
+}
+
+// commandsHere runs Slurm's commands for a REST connection; a command that
+// is not there is slurm.ErrNotAvailable, not a failure of Slurm.
+type commandsHere struct{ cmdline.Runner }
+
+func (c commandsHere) Run(ctx context.Context, cmd cmdline.Command) ([]byte, error) {
+	out, err := c.Runner.Run(ctx, cmd)
+	var ee *cmdline.ExitError
+	if errors.Is(err, exec.ErrNotFound) || errors.As(err, &ee) && ee.Code == 127 {
+		return out, fmt.Errorf("%w: %v", slurm.ErrNotAvailable, err)
+	}
+	return out, err
 }
 
 // Close closes the connection.

@@ -2,12 +2,16 @@ package connect
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/slurm"
+	"github.com/slurmtune/slurmtune/slurm/cmdline"
+	"github.com/slurmtune/slurmtune/slurm/local"
 )
 
 // TestOfRun: a run recorded before its cluster was is a local one; a
@@ -56,5 +60,20 @@ func TestOpenRecordsConfig(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), jobs.Cluster{Transport: "carrier-pigeon"}); err == nil {
 		t.Error("an unknown transport opened")
+	}
+}
+
+// TestCommandsHere: over REST, a Slurm command that is not there is
+// ErrNotAvailable; one that ran and failed is not.
+func TestCommandsHere(t *testing.T) {
+	cmds := cmdline.New(commandsHere{local.Runner{}})
+	t.Setenv("PATH", t.TempDir())
+	if _, err := cmds.Partitions(context.Background()); !errors.Is(err, slurm.ErrNotAvailable) {
+		t.Errorf("Partitions without scontrol: %v, want ErrNotAvailable", err)
+	}
+	_, err := commandsHere{local.Runner{}}.Run(context.Background(), cmdline.Command{Argv: []string{"/bin/sh", "-c", "exit 3"}})
+	var ee *cmdline.ExitError
+	if errors.Is(err, slurm.ErrNotAvailable) || !errors.As(err, &ee) {
+		t.Errorf("a command that failed: %v", err)
 	}
 }
