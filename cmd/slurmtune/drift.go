@@ -13,8 +13,7 @@ import (
 	"github.com/slurmtune/slurmtune/store"
 )
 
-// exitDrift is the exit code of `slurmtune drift` when a drift check
-// crossed its alert threshold.
+// exitDrift is drift's exit code when a check crossed its alert threshold.
 const exitDrift = 4
 
 func driftCommand() *cli.Command {
@@ -27,39 +26,24 @@ func driftCommand() *cli.Command {
 			"the switch (router stats sampled into the database by this command and by deploy status).\n" +
 			"Exits 4 when a check crosses its alert threshold, after posting a JSON alert to monitor.webhook.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state", Usage: "the router state `FILE` of the deployment (default: deploy.router.state of the newest serving run named NAME)"},
+			stateFlag(),
 			jsonFlag("print the report as JSON"),
 			&cli.BoolFlag{Name: "no-webhook", Usage: "do not post an alert to monitor.webhook"},
 		},
-		Action: func(c *cli.Context) error {
-			return withDeployment(c, "drift", func(ctx context.Context, e *env, st *store.Store, d *deploy.Deployment) error {
-				rep, err := checkDrift(ctx, e, st, d, !c.Bool("no-webhook"))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					err = printJSON(e.stdout, rep)
-				} else {
-					rep.WriteText(e.stdout)
-				}
-				if err == nil && rep.Drifted {
-					return exitError{code: exitDrift}
-				}
+		Action: deploymentAction("drift: want exactly one deployment NAME", func(c *cli.Context, e *env, st *store.Store, d *deploy.Deployment) error {
+			rep, err := driftCheck(e, st, !c.Bool("no-webhook")).Run(c.Context, d)
+			if err := printResult(e, c.Bool("json"), rep, err); err != nil || !rep.Drifted {
 				return err
-			})
-		},
+			}
+			return exitError{code: exitDrift}
+		}),
 	}
 }
 
-// checkDrift runs the drift checks of d's stable model (posting the alert
-// when post is set).
-func checkDrift(ctx context.Context, e *env, st *store.Store, d *deploy.Deployment, post bool) (*drift.Alert, error) {
-	t, err := d.DriftTarget(ctx, st)
-	if err != nil {
-		return nil, err
-	}
+// driftCheck is a drift check that posts its alert when post is set.
+func driftCheck(e *env, st *store.Store, post bool) drift.Check {
 	return drift.Check{Store: st, Log: e.log, Post: post, UserAgent: "slurmtune/" + version,
-		Deliver: func(ctx context.Context) { deliverNotifications(ctx, e, st) }}.Run(ctx, t)
+		Deliver: func(ctx context.Context) { deliverNotifications(ctx, e, st) }}
 }
 
 // skipWithoutDrift is submit --if-drift: true (after printing a line) when
@@ -69,17 +53,16 @@ func skipWithoutDrift(c *cli.Context, e *env, p *jobs.Pipeline) (bool, error) {
 	if !c.Bool("if-drift") {
 		return false, nil
 	}
-	ctx := contextOf(c)
-	st, err := e.openStore(ctx)
+	st, err := e.openStore(c.Context)
 	if err != nil {
 		return true, err
 	}
 	defer st.Close()
-	d, err := deploy.ForPipeline(ctx, st, servingSlurm(), e.log, p)
+	d, err := deploy.ForPipeline(c.Context, deployDeps(e, st), p)
 	if err != nil {
 		return true, err
 	}
-	rep, err := checkDrift(ctx, e, st, d, true)
+	rep, err := driftCheck(e, st, true).Run(c.Context, d)
 	if err != nil {
 		return true, err
 	}

@@ -53,5 +53,5 @@ func syncRuns(ctx context.Context, e *env, asJSON bool) error {
 // refreshDeployments samples the routers of every blue-green or canary
 // deployment into the database (see deploy.RefreshAll); it never fails sync.
 func refreshDeployments(ctx context.Context, e *env, st *store.Store) {
-	deploy.RefreshAll(ctx, st, servingSlurm(), e.log)
+	deploy.RefreshAll(ctx, deployDeps(e, st))
 }

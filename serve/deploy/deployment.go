@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
@@ -38,17 +39,26 @@ type Store interface {
 	AddDeploySamples(ctx context.Context, samples []store.DeploySample) error
 }
 
+// Deps are what deployments work with.
+type Deps struct {
+	// Store is the database (nil in the deploy stage, which only drives
+	// the controller).
+	Store Store
+	// Slurm submits and watches the serving jobs and cancels the ones
+	// taken out of service.
+	Slurm Slurm
+	Log   *slog.Logger
+}
+
 // Deployment is a blue-green or canary deployment as the login side finds
 // it: by name, through the newest run of that name that deploys with a
 // serving strategy (its pipeline snapshot), or through its state file.
 type Deployment struct {
+	Deps
 	Name     string
 	Pipeline *jobs.Pipeline // nil when found by state file alone
 	Paths    Paths
 	Router   Router
-	// Slurm cancels the serving jobs a switch takes out of service.
-	Slurm Slurm
-	Log   *slog.Logger
 }
 
 // PipelinePaths are a pipeline's deployment files: next to
@@ -63,9 +73,9 @@ func PipelinePaths(p *jobs.Pipeline) Paths {
 }
 
 // Of is the deployment of pipeline p (deployed with a serving strategy).
-func Of(p *jobs.Pipeline, sl Slurm, log *slog.Logger) (*Deployment, error) {
+func Of(p *jobs.Pipeline, deps Deps) (*Deployment, error) {
 	paths := PipelinePaths(p)
-	d := &Deployment{Name: p.Name, Pipeline: p, Paths: paths, Slurm: sl, Log: log,
+	d := &Deployment{Deps: deps, Name: p.Name, Pipeline: p, Paths: paths,
 		Router: FileRouter{StatePath: paths.State, StatsPath: paths.Stats}}
 	if r := p.Deploy.Router; r.AdminURL != "" {
 		tok, err := serve.ReadAdminToken(r.TokenFile)
@@ -81,8 +91,8 @@ func Of(p *jobs.Pipeline, sl Slurm, log *slog.Logger) (*Deployment, error) {
 // 50 runs of that name whose snapshot deploys with blue-green or canary
 // (and, with statePath, whose state file it is), else through statePath
 // alone.
-func Find(ctx context.Context, st Store, sl Slurm, log *slog.Logger, name, statePath string) (*Deployment, error) {
-	runs, err := st.RunsByName(ctx, name, 50)
+func Find(ctx context.Context, deps Deps, name, statePath string) (*Deployment, error) {
+	runs, err := deps.Store.RunsByName(ctx, name, 50)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +104,11 @@ func Find(ctx context.Context, st Store, sl Slurm, log *slog.Logger, name, state
 		if statePath != "" && statePath != PipelinePaths(p).State {
 			continue
 		}
-		return Of(p, sl, log)
+		return Of(p, deps)
 	}
 	if statePath != "" {
 		paths := PathsFor(statePath)
-		return &Deployment{Name: name, Paths: paths, Slurm: sl, Log: log,
+		return &Deployment{Deps: deps, Name: name, Paths: paths,
 			Router: FileRouter{StatePath: paths.State, StatsPath: paths.Stats}}, nil
 	}
 	return nil, fmt.Errorf("no deployment %q: no run named %q deploys with blue-green or canary (or give --state FILE)", name, name)
@@ -106,11 +116,11 @@ func Find(ctx context.Context, st Store, sl Slurm, log *slog.Logger, name, state
 
 // ForPipeline is the deployment of pipeline p: its own when it deploys with
 // blue-green or canary, else the one Find finds by its name.
-func ForPipeline(ctx context.Context, st Store, sl Slurm, log *slog.Logger, p *jobs.Pipeline) (*Deployment, error) {
+func ForPipeline(ctx context.Context, deps Deps, p *jobs.Pipeline) (*Deployment, error) {
 	if p.Deploy.On() && p.Deploy.Strategy != "record" {
-		return Of(p, sl, log)
+		return Of(p, deps)
 	}
-	return Find(ctx, st, sl, log, p.Name, "")
+	return Find(ctx, deps, p.Name, "")
 }
 
 // RollbackWindow is how long a promote keeps the previous model for an
@@ -132,7 +142,7 @@ func (d *Deployment) Controller() *Controller {
 }
 
 // ImportHistory copies the deployment's history file into the database.
-func (d *Deployment) ImportHistory(ctx context.Context, st Store) error {
+func (d *Deployment) ImportHistory(ctx context.Context) error {
 	evs, err := ReadHistory(d.Paths.History)
 	if err != nil {
 		return err
@@ -149,13 +159,13 @@ func (d *Deployment) ImportHistory(ctx context.Context, st Store) error {
 		}
 		rows = append(rows, row)
 	}
-	_, err = st.ImportDeployEvents(ctx, rows)
+	_, err = d.Store.ImportDeployEvents(ctx, rows)
 	return err
 }
 
 // sample records the router's view of the deployment's backends in the
 // database (best effort: a router that publishes no stats is skipped).
-func (d *Deployment) sample(ctx context.Context, st Store, rec Record) {
+func (d *Deployment) sample(ctx context.Context, rec Record) {
 	snap, err := d.Router.Stats(ctx)
 	if err != nil {
 		d.Log.Debug("no router stats to sample", "err", err)
@@ -170,7 +180,7 @@ func (d *Deployment) sample(ctx context.Context, st Store, rec Record) {
 		rows = append(rows, store.DeploySample{Name: d.Name, Backend: m.Backend, RunID: m.Run, At: snap.Time,
 			Requests: int64(b.Requests), Errors: int64(b.Errors), P95: b.P95, Healthy: b.Healthy})
 	}
-	if err := st.AddDeploySamples(ctx, rows); err != nil {
+	if err := d.Store.AddDeploySamples(ctx, rows); err != nil {
 		d.Log.Warn("record router stats", "err", err)
 	}
 }
@@ -178,7 +188,7 @@ func (d *Deployment) sample(ctx context.Context, st Store, rec Record) {
 // Refresh is what every login-side deployment command does first: retire a
 // previous model whose rollback window is over, import the history and
 // sample the router.
-func (d *Deployment) Refresh(ctx context.Context, st Store) (Record, error) {
+func (d *Deployment) Refresh(ctx context.Context) (Record, error) {
 	ctl := d.Controller()
 	if _, err := ctl.RetireDue(ctx); err != nil {
 		d.Log.Warn("retire the previous model", "err", err)
@@ -186,14 +196,14 @@ func (d *Deployment) Refresh(ctx context.Context, st Store) (Record, error) {
 	if err := ctl.FinishDrains(ctx); err != nil {
 		d.Log.Warn("finish draining servers taken out of service", "err", err)
 	}
-	if err := d.ImportHistory(ctx, st); err != nil {
+	if err := d.ImportHistory(ctx); err != nil {
 		return Record{}, err
 	}
 	rec, err := ctl.Record()
 	if err != nil {
 		return rec, err
 	}
-	d.sample(ctx, st, rec)
+	d.sample(ctx, rec)
 	return rec, nil
 }
 
@@ -203,31 +213,32 @@ func (d *Deployment) Refresh(ctx context.Context, st Store) (Record, error) {
 // compares), imports the switch history and finishes due retirements. So a
 // cron `sync` keeps the samples coming without anyone asking for a status.
 // A deployment that fails is logged and skipped.
-func RefreshAll(ctx context.Context, st Store, sl Slurm, log *slog.Logger) {
-	names, err := st.DeployingNames(ctx)
+func RefreshAll(ctx context.Context, deps Deps) {
+	names, err := deps.Store.DeployingNames(ctx)
 	if err != nil {
-		log.Warn("list deployments", "err", err)
+		deps.Log.Warn("list deployments", "err", err)
 		return
 	}
 	for _, name := range names {
-		d, err := Find(ctx, st, sl, log, name, "")
+		d, err := Find(ctx, deps, name, "")
 		if err != nil {
 			continue // deploys by record only, or no snapshot left
 		}
 		if _, err := os.Stat(d.Paths.Record); err != nil {
 			continue // nothing deployed yet
 		}
-		if _, err := d.Refresh(ctx, st); err != nil {
-			log.Warn("refresh deployment", "name", name, "err", err)
+		if _, err := d.Refresh(ctx); err != nil {
+			deps.Log.Warn("refresh deployment", "name", name, "err", err)
 		}
 	}
 }
 
 // Switch is deploy promote (promote true: the candidate gets all the
-// traffic now) and deploy rollback, recording reason in the history; it
-// returns the status after the switch.
-func (d *Deployment) Switch(ctx context.Context, st Store, promote bool, reason string) (*Status, error) {
-	if _, err := d.Refresh(ctx, st); err != nil {
+// traffic now) and deploy rollback by hand, recording reason and who
+// (user@host) in the history; it returns the status after the switch.
+func (d *Deployment) Switch(ctx context.Context, promote bool, reason string) (*Status, error) {
+	reason += " (" + whoAmI() + ")"
+	if _, err := d.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	ctl := d.Controller()
@@ -244,10 +255,22 @@ func (d *Deployment) Switch(ctx context.Context, st Store, promote bool, reason 
 	if err != nil {
 		return nil, err
 	}
-	if err := d.ImportHistory(ctx, st); err != nil {
+	if err := d.ImportHistory(ctx); err != nil {
 		return nil, err
 	}
-	return d.status(ctx, st, rec)
+	return d.status(ctx, rec)
+}
+
+// whoAmI is user@host.
+func whoAmI() string {
+	who := os.Getenv("USER")
+	if u, err := user.Current(); who == "" && err == nil {
+		who = u.Username
+	}
+	if h, err := os.Hostname(); err == nil {
+		who += "@" + h
+	}
+	return who
 }
 
 // ErrNoStable is DriftTarget's error for a deployment with no stable
@@ -256,8 +279,8 @@ var ErrNoStable = errors.New("has no stable model yet")
 
 // DriftTarget refreshes the deployment and returns its stable model as a
 // drift check reads it.
-func (d *Deployment) DriftTarget(ctx context.Context, st Store) (drift.Target, error) {
-	rec, err := d.Refresh(ctx, st)
+func (d *Deployment) DriftTarget(ctx context.Context) (drift.Target, error) {
+	rec, err := d.Refresh(ctx)
 	if err != nil {
 		return drift.Target{}, err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,9 +103,9 @@ func hashDir(dir string) (string, error) {
 // RunDir, on a node of the cluster.
 type StageRun struct {
 	RunDir string
-	// Slurm submits, watches and cancels the serving jobs.
-	Slurm Slurm
-	Log   *slog.Logger
+	// Deps.Slurm submits, watches and cancels the serving jobs (Deps.Store
+	// is not used).
+	Deps Deps
 	// Out gets the stage's progress lines.
 	Out io.Writer
 }
@@ -163,10 +162,10 @@ func (s StageRun) Run(ctx context.Context) error {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if (strings.HasPrefix(k, "SLURM_") || strings.HasPrefix(k, "SBATCH_")) && k != "SLURM_CONF" {
-			os.Unsetenv(k)
+			_ = os.Unsetenv(k)
 		}
 	}
-	d, err := Of(p, s.Slurm, s.Log)
+	d, err := Of(p, s.Deps)
 	if err != nil {
 		return err
 	}
@@ -190,17 +189,17 @@ func (s StageRun) Run(ctx context.Context) error {
 		Controller: d.Controller(), Strategy: p.Deploy.Strategy,
 		Candidate: Member{Run: runID, Model: p.Model.Name, Version: sum[:12], RunDir: runDir, Data: data},
 		SubmitServer: func(ctx context.Context) (string, error) {
-			return s.Slurm.Submit(ctx, slurm.SubmitRequest{Script: sc.Body, ScriptPath: script, WorkDir: runDir,
+			return s.Deps.Slurm.Submit(ctx, slurm.SubmitRequest{Script: sc.Body, ScriptPath: script, WorkDir: runDir,
 				Comment: templates.Comment(runID, templates.ServeStage), ExtraArgs: []string{"--output=" + sc.Log}, Secrets: secrets})
 		},
 		JobEnded: func(ctx context.Context, id string) (bool, string, error) {
-			jobs, err := s.Slurm.Jobs(ctx, []string{id})
+			jobs, err := s.Deps.Slurm.Jobs(ctx, []string{id})
 			if err != nil || len(jobs) == 0 {
 				return false, "", err
 			}
 			return jobs[0].State.Terminal(), string(jobs[0].State), nil
 		},
-		AddressFile:    filepath.Join(runDir, "serve", "address"),
+		AddressFile:    addressFile(runDir),
 		StartupTimeout: p.Deploy.Serve.StartupTimeout.Duration,
 		Smoke:          smokeConfig(p), CanaryPercent: cn.Percent, Canary: canary,
 		RollbackWindow: p.Deploy.RollbackWindow.Duration,

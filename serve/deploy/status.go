@@ -48,16 +48,16 @@ func toStatusMember(m *Member) *StatusMember {
 }
 
 // Status refreshes the deployment and returns its status.
-func (d *Deployment) Status(ctx context.Context, st Store) (*Status, error) {
-	rec, err := d.Refresh(ctx, st)
+func (d *Deployment) Status(ctx context.Context) (*Status, error) {
+	rec, err := d.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return d.status(ctx, st, rec)
+	return d.status(ctx, rec)
 }
 
-func (d *Deployment) status(ctx context.Context, st Store, rec Record) (*Status, error) {
-	evs, err := st.DeployEvents(ctx, d.Name)
+func (d *Deployment) status(ctx context.Context, rec Record) (*Status, error) {
+	evs, err := d.Store.DeployEvents(ctx, d.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -17,8 +17,13 @@ import (
 	"github.com/slurmtune/slurmtune/store"
 )
 
-// Target is the stable model of a deployment as a drift check reads it
-// (serve/deploy's Deployment.DriftTarget gives it, after a refresh).
+// Source gives the target of a check: serve/deploy's Deployment (it
+// refreshes the deployment first).
+type Source interface {
+	DriftTarget(ctx context.Context) (Target, error)
+}
+
+// Target is the stable model of a deployment as a drift check reads it.
 type Target struct {
 	// Deployment is the deployment's name; Pipeline its newest serving
 	// run's pipeline (nil when it was found by state file alone: the
@@ -115,9 +120,14 @@ func MonitorConfig(m jobs.Monitor) Config {
 	return cfg
 }
 
-// Run runs the drift checks of t and, when one alerts and c.Post is set,
-// posts the alert to monitor.webhook and queues notify's drift event.
-func (c Check) Run(ctx context.Context, t Target) (*Alert, error) {
+// Run runs the drift checks of the stable model of src and, when one
+// alerts and c.Post is set, posts the alert to monitor.webhook and queues
+// notify's drift event.
+func (c Check) Run(ctx context.Context, src Source) (*Alert, error) {
+	t, err := src.DriftTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var mon jobs.Monitor
 	if t.Pipeline != nil {
 		mon = t.Pipeline.Monitor
@@ -128,7 +138,6 @@ func (c Check) Run(ctx context.Context, t Target) (*Alert, error) {
 	rep := &Alert{Type: "slurmtune.drift", Name: t.Deployment, Run: t.Run, Model: t.Model, Version: t.Version,
 		Time: now.UTC(), Reasons: []string{}, Findings: []Finding{}, Notes: []string{}}
 	var in Input
-	var err error
 
 	base := mon.Baseline
 	if base == "" {
