@@ -1,10 +1,20 @@
 package drift
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -32,5 +42,72 @@ func TestWindowsFromSamples(t *testing.T) {
 	}
 	if _, _, note := windowsFromSamples(samples[:1], t0, time.Hour, 15*time.Minute); !strings.Contains(note, "1 router stats samples") {
 		t.Errorf("one sample: note %q", note)
+	}
+}
+
+type fixedTarget Target
+
+func (t fixedTarget) DriftTarget(context.Context) (Target, error) { return Target(t), nil }
+
+// TestCheckPostsAlert: a check that alerts posts its report to
+// monitor.webhook once, as JSON with slurmtune's User-Agent (the request
+// drift always sent), and says so in the report; without Post nothing is
+// sent.
+func TestCheckPostsAlert(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "st.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type request struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan request, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- request{r.Header.Clone(), b}
+	}))
+	defer hook.Close()
+
+	lines := func(path, key string, n int, words []string) {
+		var b strings.Builder
+		for i := range n {
+			line, _ := json.Marshal(map[string]string{key: fmt.Sprintf("%s %s %s", words[i%len(words)], words[(i+1)%len(words)], words[(i*7+3)%len(words)])})
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, prod := filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "prompts.jsonl")
+	lines(base, "text", 200, []string{"the", "cluster", "runs", "a", "training", "job", "on", "nodes", "with", "gpus"})
+	lines(prod, "prompt", 200, []string{"invoice", "refund", "password", "shipping", "warranty", "coupon"})
+	p := &jobs.Pipeline{Name: "tiny", Monitor: jobs.Monitor{Webhook: hook.URL, MinPrompts: 50}}
+	src := fixedTarget{Deployment: "tiny", Pipeline: p, Run: "tiny-1", Model: "m", Version: "v", Backend: "tiny-1",
+		Data: base, ServerPromptLog: prod, RouterPromptLog: filepath.Join(dir, "router.prompts.jsonl")}
+
+	quiet, err := Check{Store: st, Log: slog.New(slog.DiscardHandler), UserAgent: "slurmtune/test"}.Run(context.Background(), src)
+	if err != nil || !quiet.Drifted || quiet.Webhook != "" {
+		t.Fatalf("without Post: %+v, %v", quiet, err)
+	}
+	rep, err := Check{Store: st, Log: slog.New(slog.DiscardHandler), Post: true, UserAgent: "slurmtune/test"}.Run(context.Background(), src)
+	if err != nil || !rep.Drifted || rep.Webhook != "sent" || rep.Production.Prompts != 200 || rep.Baseline.Prompts != 200 {
+		t.Fatalf("with Post: %+v, %v", rep, err)
+	}
+	r := <-got
+	var alert Alert
+	if err := json.Unmarshal(r.body, &alert); err != nil || alert.Type != "slurmtune.drift" || !alert.Drifted || alert.Run != "tiny-1" {
+		t.Errorf("webhook body %s (%v)", r.body, err)
+	}
+	if r.header.Get("Content-Type") != "application/json" || r.header.Get("User-Agent") != "slurmtune/test" || r.header.Get("X-Slurmtune-Event") != "" {
+		t.Errorf("webhook headers %v", r.header)
+	}
+	select {
+	case r := <-got:
+		t.Errorf("a second request: %s", r.body)
+	default:
 	}
 }
