@@ -95,9 +95,9 @@ type PerfWindows struct {
 	Current  Window `json:"current"`
 }
 
-// MonitorConfig turns a monitor section (with its defaults) into drift
+// monitorConfig turns a monitor section (with its defaults) into drift
 // settings.
-func MonitorConfig(m jobs.Monitor) Config {
+func monitorConfig(m jobs.Monitor) Config {
 	cfg := DefaultConfig()
 	if m.PSI.Warn > 0 {
 		cfg.PSI.Warn = m.PSI.Warn
@@ -133,7 +133,7 @@ func (c Check) Run(ctx context.Context, src Source) (*Alert, error) {
 		mon = t.Pipeline.Monitor
 	}
 	mon = mon.WithDefaults()
-	cfg := MonitorConfig(mon)
+	cfg := monitorConfig(mon)
 	now := time.Now()
 	rep := &Alert{Type: "slurmtune.drift", Name: t.Deployment, Run: t.Run, Model: t.Model, Version: t.Version,
 		Time: now.UTC(), Reasons: []string{}, Findings: []Finding{}, Notes: []string{}}
