@@ -415,9 +415,9 @@ func oneLine(s string) string {
 
 // SyncResult says what one refresh did.
 type SyncResult struct {
-	Tracked int // live jobs asked about
-	Changed int // stages whose record changed
-	Missing int // jobs Slurm no longer knows
+	Tracked int `json:"tracked"` // live jobs asked about
+	Changed int `json:"changed"` // stages whose record changed
+	Missing int `json:"missing"` // jobs Slurm no longer knows
 }
 
 // SyncJobs asks Slurm about the given tracked jobs with one refresh and

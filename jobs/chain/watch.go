@@ -44,3 +44,19 @@ func ProgressLine(r *store.Run) string {
 	}
 	return s
 }
+
+// RunState is a run's state and each stage's (cancel --json).
+type RunState struct {
+	Run    string            `json:"run"`
+	State  string            `json:"state"`
+	Stages map[string]string `json:"stages"`
+}
+
+// StateOf is r's RunState.
+func StateOf(r *store.Run) RunState {
+	rs := RunState{Run: r.ID, State: r.State, Stages: map[string]string{}}
+	for _, st := range r.Stages {
+		rs.Stages[st.Name] = st.State
+	}
+	return rs
+}
