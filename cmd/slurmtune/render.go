@@ -22,7 +22,7 @@ type renderResult = chain.Rendered
 func renderCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "render",
-		Usage:     "write each enabled stage's sbatch script to DIR without submitting",
+		Usage:     "write each enabled stage's sbatch script to DIR without submitting (with train.chain_time_limit, after asking the cluster for the partition's time limit)",
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			setFlag(),
