@@ -1,7 +1,10 @@
 // Package slurm defines what slurmtune needs from a Slurm cluster: submitting
-// batch scripts, asking about many jobs at once, and cancelling them. The
-// domain types and the Client interface live here; each way of reaching a
-// cluster (local commands, SSH, slurmrestd) is its own implementation package.
+// batch scripts, asking about many jobs at once, and cancelling them
+// (Client), and asking about the cluster itself: version, partitions,
+// nodes, reservations, accounts, test submits, GPU accounting (Inspector).
+// The domain types and the interfaces live here; each way of reaching a
+// cluster (local commands, SSH, slurmrestd) is its own implementation
+// package, and slurm/connect opens the one a pipeline names.
 package slurm
 
 import (

@@ -158,6 +158,6 @@ func (e *env) service(st *store.Store, cl *cluster) (*chain.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chain.Service{Client: cl.client, FS: cl.fs, Store: st, Templates: ts, Log: e.log,
-		Transport: cl.transport, Cluster: cl.name, ClusterConfig: cl.config, Slurmtune: cl.slurmtune}, nil
+	return &chain.Service{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Store: st, Templates: ts, Log: e.log,
+		Transport: cl.Transport, Cluster: cl.Name, ClusterConfig: cl.Config, Slurmtune: cl.slurmtune}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/jobs/chain"
 )
 
 func cancelCommand() *cli.Command {
@@ -44,15 +46,7 @@ func cancelRun(ctx context.Context, e *env, runID string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		stages := map[string]string{}
-		for _, st := range r.Stages {
-			stages[st.Name] = st.State
-		}
-		return printJSON(e.stdout, struct {
-			Run    string            `json:"run"`
-			State  string            `json:"state"`
-			Stages map[string]string `json:"stages"`
-		}{r.ID, r.State, stages})
+		return printJSON(e.stdout, chain.StateOf(r))
 	}
 	fmt.Fprintf(e.stdout, "%s %s\n", r.ID, r.State)
 	return nil

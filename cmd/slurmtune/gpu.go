@@ -20,7 +20,6 @@ import (
 
 	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/slurm"
-	"github.com/slurmtune/slurmtune/slurm/cmdline"
 	"github.com/slurmtune/slurmtune/slurm/local"
 	sshx "github.com/slurmtune/slurmtune/slurm/ssh"
 	"github.com/slurmtune/slurmtune/store"
@@ -769,61 +768,18 @@ type sacctRow struct {
 	ended   bool
 }
 
-// sacctGPUs asks accounting for the allocated GPUs and elapsed time of
-// jobs, summed over requeues (--duplicates).
+// sacctGPUs asks accounting (slurm.Inspector.GPUAllocations) for the
+// allocated GPUs and elapsed time of jobs, summed over requeues.
 func sacctGPUs(ctx context.Context, cl *cluster, ids []string) (map[string]sacctRow, error) {
-	if cl.runner == nil {
-		return nil, errors.New("no way to run sacct on this cluster")
-	}
-	out, err := cl.runner.Run(ctx, cmdline.Command{Argv: []string{"sacct", "--noheader", "--parsable2", "--allocations", "--duplicates",
-		"--format=JobIDRaw,State,AllocTRES,ElapsedRaw", "--jobs=" + strings.Join(ids, ",")}})
+	allocs, err := cl.Inspector.GPUAllocations(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	return parseSacctGPUs(out), nil
-}
-
-func parseSacctGPUs(out []byte) map[string]sacctRow {
-	rows := map[string]sacctRow{}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		f := strings.Split(strings.TrimSpace(line), "|")
-		if len(f) < 4 || f[0] == "" {
-			continue
-		}
-		el, err := strconv.ParseInt(f[3], 10, 64)
-		if err != nil {
-			continue
-		}
-		row := rows[f[0]]
-		row.gpus = max(row.gpus, tresGPUs(f[2]))
-		row.elapsed += time.Duration(el) * time.Second
-		row.ended = slurm.ParseState(f[1]).Terminal()
-		rows[f[0]] = row
+	rows := make(map[string]sacctRow, len(allocs))
+	for id, a := range allocs {
+		rows[id] = sacctRow{gpus: a.GPUs, elapsed: a.Elapsed, ended: a.Ended}
 	}
-	return rows
-}
-
-// tresGPUs is N of gres/gpu=N in a TRES list, else the sum of typed
-// gres/gpu:TYPE=N, else 0.
-func tresGPUs(tres string) int {
-	typed := 0
-	for kv := range strings.SplitSeq(tres, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			continue
-		}
-		switch {
-		case k == "gres/gpu":
-			return n
-		case strings.HasPrefix(k, "gres/gpu:"):
-			typed += n
-		}
-	}
-	return typed
+	return rows, nil
 }
 
 type pipelineGPUs struct{ nodes, gpusPerNode int }

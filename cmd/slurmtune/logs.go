@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/store"
-	"github.com/slurmtune/slurmtune/templates"
+	"github.com/slurmtune/slurmtune/jobs/chain"
 )
 
 type logsOptions struct {
@@ -20,18 +18,8 @@ type logsOptions struct {
 	interval   time.Duration
 }
 
-// logMeta is what logs --json prints: where the log is and the job's state.
-type logMeta struct {
-	Run      string `json:"run"`
-	Stage    string `json:"stage"`
-	JobID    string `json:"job_id"`
-	State    string `json:"state"`
-	Attempt  int    `json:"attempt"`
-	Restarts int    `json:"restarts"`
-	Nodes    string `json:"nodes"`
-	Log      string `json:"log"`
-	Exists   bool   `json:"exists"`
-}
+// logMeta is what logs --json prints.
+type logMeta = chain.StageLog
 
 func logsCommand() *cli.Command {
 	return &cli.Command{
@@ -66,85 +54,30 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 		return err
 	}
 	defer rs.close()
-	st, cs, r := rs.st, rs.cs, rs.run
-	var stage *store.Stage
-	for i := range r.Stages {
-		if r.Stages[i].Name == o.stage {
-			stage = &r.Stages[i]
-		}
-	}
-	if stage == nil {
-		names := make([]string, len(r.Stages))
-		for i, s := range r.Stages {
-			names[i] = s.Name
-		}
-		return usagef("run %s has no stage %q (stages: %v)", r.ID, o.stage, names)
+	lg, err := chain.StageLogOf(rs.run, o.stage)
+	var unknown *chain.UnknownStageError
+	if errors.As(err, &unknown) {
+		return usagef("%v", err)
 	}
 	cl, err := rs.cluster(ctx)
 	if err != nil {
 		return err
 	}
-	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
 	if o.json {
-		_, err := cl.fs.ReadAt(ctx, path, 0, 1)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read log: %w", err)
-		}
-		return printJSON(e.stdout, logMeta{Run: r.ID, Stage: stage.Name, JobID: stage.JobID, State: stage.State, Attempt: stage.Attempt,
-			Restarts: stage.Restarts, Nodes: stage.Nodes, Log: path, Exists: err == nil})
-	}
-	var off int64
-	const chunk = 1 << 20
-	for {
-		for {
-			b, err := cl.fs.ReadAt(ctx, path, off, chunk)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					if !o.follow {
-						return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", r.ID, o.stage, path)
-					}
-					break
-				}
-				return fmt.Errorf("read log: %w", err)
-			}
-			if len(b) == 0 {
-				break
-			}
-			if _, err := e.stdout.Write(b); err != nil {
-				return err
-			}
-			off += int64(len(b))
-		}
-		if !o.follow {
-			return nil
-		}
-		if _, err := cs.refresh(ctx); err != nil {
-			e.log.Warn("could not refresh from Slurm", "err", err)
-		}
-		cur, err := st.GetRun(ctx, r.ID)
-		if err != nil {
+		if lg.Exists, err = chain.LogExists(ctx, cl.fs, lg.Log); err != nil {
 			return err
 		}
-		done := false
-		for _, s := range cur.Stages {
-			if s.Name == o.stage && (s.Terminal() || s.State == store.StateNotSubmitted) {
-				done = true
-			}
-		}
-		if done {
-			// One last read for what was written before the end.
-			b, err := cl.fs.ReadAt(ctx, path, off, chunk)
-			for err == nil && len(b) > 0 {
-				e.stdout.Write(b)
-				off += int64(len(b))
-				b, err = cl.fs.ReadAt(ctx, path, off, chunk)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(o.interval):
-		}
+		return printJSON(e.stdout, lg)
 	}
+	err = chain.CopyLog(ctx, cl.fs, lg.Log, e.stdout, chain.LogFollow{Follow: o.follow, Interval: o.interval,
+		Ended: func(ctx context.Context) (bool, error) {
+			if _, err := rs.cs.refresh(ctx); err != nil {
+				e.log.Warn("could not refresh from Slurm", "err", err)
+			}
+			return chain.StageEnded(ctx, rs.st, rs.run.ID, o.stage)
+		}})
+	if errors.Is(err, chain.ErrNoLog) {
+		return fmt.Errorf("no log yet for %s/%s (%s): the job has not started", rs.run.ID, o.stage, lg.Log)
+	}
+	return err
 }

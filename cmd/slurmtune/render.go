@@ -1,37 +1,28 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/slurm/local"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
 type renderOptions struct {
-	outDir    string
-	slurmtune string
-	json      bool
+	outDir string
+	json   bool
 }
 
 // renderResult is what render --json prints.
-type renderResult struct {
-	// Run and RunDir are placeholders: submit makes a new run id.
-	Run         string            `json:"run"`
-	RunDir      string            `json:"run_dir"`
-	Placeholder bool              `json:"placeholder"`
-	Files       map[string]string `json:"files"`
-}
+type renderResult = chain.Rendered
 
 func renderCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "render",
-		Usage:     "write each enabled stage's sbatch script to DIR without submitting",
+		Usage:     "write each enabled stage's sbatch script to DIR without submitting (with train.chain_time_limit, after asking the cluster for the partition's time limit)",
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			setFlag(),
@@ -50,62 +41,41 @@ func renderCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			bin, err := slurmtuneOnCluster(p.Cluster)
-			if err != nil {
-				return err
-			}
-			return render(e, p, renderOptions{outDir: c.String("output"), slurmtune: bin, json: c.Bool("json")})
+			return render(c.Context, e, p, renderOptions{outDir: c.String("output"), json: c.Bool("json")})
 		},
 	}
 }
 
-// render writes the scripts of a run that would be submitted now. Each file
-// is written atomically; the directory gets nothing if rendering fails.
-func render(e *env, p *jobs.Pipeline, o renderOptions) error {
+// render writes the scripts of a run that would be submitted now
+// (chain.Render). With train.chain_time_limit it asks the cluster for the
+// partition's time limit, as submit does.
+func render(ctx context.Context, e *env, p *jobs.Pipeline, o renderOptions) error {
 	ts, err := templates.New()
 	if err != nil {
 		return err
 	}
-	svc := &chain.Service{Templates: ts, Slurmtune: o.slurmtune}
-	prep, err := svc.Prepare(p)
+	self, err := e.self()
 	if err != nil {
 		return err
 	}
-	modes := p.Modes()
-	if err := os.MkdirAll(o.outDir, modes.Dir); err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	res := renderResult{Run: prep.ID, RunDir: prep.Dir, Placeholder: true, Files: map[string]string{}}
-	var paths []string
-	for _, s := range prep.Scripts {
-		path := filepath.Join(o.outDir, s.Stage+".sbatch")
-		if err := local.WriteFileAtomic(path, s.Body, modes.Script); err != nil {
-			return fmt.Errorf("render: %w", err)
-		}
-		res.Files[s.Stage] = path
-		paths = append(paths, path)
-	}
-	if p.StageOn(jobs.StageTrain) {
-		// DeepSpeed's config goes beside train.sbatch (submit writes it into
-		// the run directory, where SLURMTUNE_DS_CONFIG points).
-		ds, err := p.Train.DeepSpeedConfig()
+	svc := &chain.Service{Templates: ts, Slurmtune: self.OnCluster(p.Cluster)}
+	if p.StageOn(jobs.StageTrain) && p.Train.ChainTimeLimit {
+		cl, err := connect(ctx, e, p.Cluster)
 		if err != nil {
 			return err
 		}
-		if ds != nil {
-			path := filepath.Join(o.outDir, jobs.DSConfigName)
-			if err := local.WriteFileAtomic(path, ds, modes.File); err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			res.Files["ds_config"] = path
-			paths = append(paths, path)
-		}
+		defer cl.close()
+		svc.Inspector = cl.Inspector
 	}
-	e.log.Info("rendered with a placeholder run id and directory: submit makes a new run id", "placeholder_run", prep.ID, "placeholder_run_dir", prep.Dir)
+	r, err := svc.Render(ctx, p, o.outDir)
+	if err != nil {
+		return err
+	}
+	e.log.Info("rendered with a placeholder run id and directory: submit makes a new run id", "placeholder_run", r.Run, "placeholder_run_dir", r.RunDir)
 	if o.json {
-		return printJSON(e.stdout, res)
+		return printJSON(e.stdout, r)
 	}
-	for _, p := range paths {
+	for _, p := range r.Paths {
 		fmt.Fprintln(e.stdout, p)
 	}
 	return nil

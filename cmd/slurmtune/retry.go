@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -47,12 +46,5 @@ func retryRun(ctx context.Context, e *env, runID, from string, asJSON bool) erro
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return json.NewEncoder(e.stdout).Encode(struct {
-			Run  string            `json:"run"`
-			Jobs map[string]string `json:"jobs"`
-		}{res.Run.ID, res.Jobs})
-	}
-	fmt.Fprintln(e.stdout, res.Run.ID)
-	return nil
+	return printSubmitted(e, asJSON, res)
 }

@@ -323,8 +323,8 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 		return fmt.Errorf("sbatch: %w", err)
 	}
 
-	run := store.Run{ID: runID, Name: name, PipelineFile: scriptAbs, RunDir: dir, Transport: "local", Cluster: cl.name,
-		ClusterConfig: cl.config, Submitter: chain.Submitter()}
+	run := store.Run{ID: runID, Name: name, PipelineFile: scriptAbs, RunDir: dir, Transport: "local", Cluster: cl.Name,
+		ClusterConfig: cl.Config, Submitter: chain.Submitter()}
 	if err := st.CreateRun(ctx, run, []string{sbatchStage}); err != nil {
 		cleanup()
 		return err
@@ -371,7 +371,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 		}
 		return err
 	}
-	if err := st.RecordSubmitted(ctx, runID, sbatchStage, cl.name, id); err != nil {
+	if err := st.RecordSubmitted(ctx, runID, sbatchStage, cl.Name, id); err != nil {
 		return err
 	}
 	if err := st.FinishSubmission(ctx, runID, store.SubmissionComplete, ""); err != nil {

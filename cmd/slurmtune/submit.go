@@ -9,7 +9,6 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/jobs/notify"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -67,11 +66,11 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	if err != nil {
 		return err
 	}
-	cs.conns[cl.config] = cl
+	cs.add(cl)
 	if err := cl.checkFiles(ctx, p, c.Args().First()); err != nil {
 		return err
 	}
-	if err := cl.computeBinary(ctx, e, p.Workdir); err != nil {
+	if err := cl.computeBinary(ctx, p.Workdir); err != nil {
 		return err
 	}
 	svc, err := e.service(st, cl)
@@ -92,34 +91,12 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		fmt.Fprintf(e.stdout, "skipped: run %s has the same inputs\n", res.Skipped.ID)
 		return nil
 	}
-	if o.json {
-		out := struct {
-			Run  string            `json:"run"`
-			Jobs map[string]string `json:"jobs"`
-		}{res.Run.ID, res.Jobs}
-		if err := json.NewEncoder(e.stdout).Encode(out); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(e.stdout, res.Run.ID)
-	}
-	if !o.wait {
-		return nil
-	}
-	last := ""
-	r, err := svc.Follow(ctx, res.Run.ID, o.interval, func(r *store.Run) {
-		ingestRun(ctx, e, st, cl.fs, r)
-		line := progressLine(r)
-		if line != last {
-			fmt.Fprintln(e.stderr, line)
-			last = line
-		}
-	})
-	if err != nil {
+	if err := printSubmitted(e, o.json, res); err != nil || !o.wait {
 		return err
 	}
-	if _, err := notify.Queue(ctx, st, time.Now()); err != nil {
-		e.log.Warn("queue notifications", "err", err)
+	r, err := svc.Watch(ctx, res.Run.ID, o.interval, e.stderr, func(r *store.Run) { ingestRun(ctx, e, st, cl.fs, r) })
+	if err != nil {
+		return err
 	}
 	deliverNotifications(ctx, e, st)
 	if r.State != store.RunSucceeded {
@@ -128,14 +105,15 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 	return nil
 }
 
-// progressLine is one line of --wait progress: the run state and each stage's.
-func progressLine(r *store.Run) string {
-	s := fmt.Sprintf("%s %s:", r.ID, r.State)
-	for _, st := range r.Stages {
-		s += fmt.Sprintf(" %s=%s", st.Name, st.State)
-		if st.Reason != "" && st.State != "COMPLETED" {
-			s += "(" + st.Reason + ")"
-		}
+// printSubmitted prints the run id, or with --json {"run", "jobs"} on one
+// line (submit and retry).
+func printSubmitted(e *env, asJSON bool, res *chain.Submitted) error {
+	if !asJSON {
+		_, err := fmt.Fprintln(e.stdout, res.Run.ID)
+		return err
 	}
-	return s
+	return json.NewEncoder(e.stdout).Encode(struct {
+		Run  string            `json:"run"`
+		Jobs map[string]string `json:"jobs"`
+	}{res.Run.ID, res.Jobs})
 }

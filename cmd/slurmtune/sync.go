@@ -40,11 +40,7 @@ func syncRuns(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return printJSON(e.stdout, struct {
-			Tracked int `json:"tracked"`
-			Changed int `json:"changed"`
-			Missing int `json:"missing"`
-		}{res.Tracked, res.Changed, res.Missing})
+		return printJSON(e.stdout, res)
 	}
 	fmt.Fprintf(e.stdout, "tracked %d, changed %d, missing %d\n", res.Tracked, res.Changed, res.Missing)
 	return nil

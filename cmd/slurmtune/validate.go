@@ -1,15 +1,14 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/jobs/chain"
-	"github.com/slurmtune/slurmtune/slurm/local"
-	"github.com/slurmtune/slurmtune/templates"
+	"github.com/slurmtune/slurmtune/jobs/preflight"
+	connectpkg "github.com/slurmtune/slurmtune/slurm/connect"
 )
 
 type validateOptions struct {
@@ -19,27 +18,7 @@ type validateOptions struct {
 }
 
 // validateResult is what validate --json prints.
-type validateResult struct {
-	File     string        `json:"file"`
-	Valid    bool          `json:"valid"`
-	Cluster  bool          `json:"cluster_checked"`
-	Stages   []string      `json:"stages"`
-	Errors   []problemJSON `json:"errors"`
-	Warnings []string      `json:"warnings"`
-	problems jobs.Errors   `json:"-"`
-	// fileWarnings are the pipeline file's own (FILE:LINE:COL: warning: ...).
-	fileWarnings []*jobs.FieldError
-}
-
-// problemJSON is one problem of a pipeline file.
-type problemJSON struct {
-	File    string `json:"file"`
-	Line    int    `json:"line,omitempty"`
-	Col     int    `json:"col,omitempty"`
-	Set     string `json:"set,omitempty"`
-	Message string `json:"message"`
-	Text    string `json:"text"`
-}
+type validateResult = preflight.Result
 
 func validateCommand() *cli.Command {
 	return &cli.Command{
@@ -57,7 +36,18 @@ func validateCommand() *cli.Command {
 				return err
 			}
 			o := validateOptions{file: c.Args().First(), cluster: c.Bool("cluster"), json: c.Bool("json")}
-			res, err := validatePipeline(c, e, o)
+			p, err := loadPipeline(c)
+			var open preflight.Connect
+			if o.cluster {
+				open = func(ctx context.Context, cc jobs.Cluster) (preflight.Target, func(), error) {
+					cl, err := connect(ctx, e, cc)
+					if err != nil {
+						return preflight.Target{}, nil, err
+					}
+					return preflight.Target{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Where: cl.Where(), Slurmtune: cl.slurmtune}, cl.close, nil
+				}
+			}
+			res, err := preflight.ValidateFile(c.Context, o.file, p, err, connectpkg.HostFS(), open)
 			if err != nil {
 				return err
 			}
@@ -66,94 +56,31 @@ func validateCommand() *cli.Command {
 	}
 }
 
-// validatePipeline loads the file and, with --cluster, checks it against
-// the cluster. Problems of the file are in the result, not the error.
-func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResult, error) {
-	res := &validateResult{File: o.file, Cluster: o.cluster, Stages: []string{}, Errors: []problemJSON{}, Warnings: []string{}}
-	p, err := loadPipeline(c)
-	var perrs jobs.Errors
-	if errors.As(err, &perrs) {
-		res.problems = perrs
-		return res, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	res.Stages = p.Stages()
-	res.fileWarnings = p.Warnings(o.file)
-	if !o.cluster {
-		if p.Cluster.Transport == "local" {
-			// The jobs see this host's files: look them up. (Other
-			// transports' are looked up with --cluster, and by submit.)
-			res.problems, err = chain.CheckFiles(c.Context, p, o.file, "this host", local.FS{})
-		}
-		return res, err
-	}
-	cl, err := connect(c.Context, e, p.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.close()
-	var files jobs.Errors
-	if err := cl.checkFiles(c.Context, p, o.file); errors.As(err, &files) {
-		res.problems = append(res.problems, files...)
-	} else if err != nil {
-		return nil, err
-	}
-	ts, err := templates.New()
-	if err != nil {
-		return nil, err
-	}
-	svc := &chain.Service{Client: cl.client, Templates: ts, Slurmtune: cl.slurmtune}
-	prep, err := svc.Prepare(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.CheckSubmits(prep); err != nil {
-		// A stage the transport cannot send (REST: an option it does not map).
-		res.problems = append(res.problems, &jobs.FieldError{File: o.file, Msg: err.Error()})
-	}
-	errs, warnings, err := preflight(c.Context, cl.runner, p, o.file, prep.Scripts)
-	if err != nil {
-		return nil, err
-	}
-	res.problems, res.Warnings = append(res.problems, errs...), append(res.Warnings, warnings...)
-	return res, nil
-}
-
 // printValidate prints the verdict: lines (problems on stderr) or JSON on
 // stdout; exit 2 when the file has problems.
-func printValidate(e *env, o validateOptions, res *validateResult) error {
-	res.Valid = len(res.problems) == 0
-	for _, pe := range res.problems {
-		res.Errors = append(res.Errors, problemJSON{File: pe.File, Line: pe.Pos.Line, Col: pe.Pos.Col, Set: pe.Pos.Set,
-			Message: pe.Msg, Text: pe.Error()})
-	}
+func printValidate(e *env, o validateOptions, res *preflight.Result) error {
 	if o.json {
-		for _, w := range res.fileWarnings {
+		for _, w := range res.FileWarnings {
 			res.Warnings = append(res.Warnings, w.Error())
 		}
-		if err := printJSON(e.stdout, res); err != nil {
+		if err := printJSON(e.stdout, res); err != nil || res.Valid {
 			return err
 		}
-		if !res.Valid {
-			return exitError{code: exitInvalid}
-		}
-		return nil
+		return exitError{code: exitInvalid}
 	}
-	for _, w := range res.fileWarnings {
+	for _, w := range res.FileWarnings {
 		fmt.Fprintln(e.stderr, w.Error())
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stderr, "%s: warning: %s\n", o.file, w)
 	}
-	if !res.Valid {
-		return res.problems
-	}
-	if o.cluster {
+	switch {
+	case !res.Valid:
+		return res.Problems
+	case o.cluster:
 		fmt.Fprintf(e.stdout, "%s: valid, and the cluster can run it (stages: %v)\n", o.file, res.Stages)
-		return nil
+	default:
+		fmt.Fprintf(e.stdout, "%s: valid (stages: %v)\n", o.file, res.Stages)
 	}
-	fmt.Fprintf(e.stdout, "%s: valid (stages: %v)\n", o.file, res.Stages)
 	return nil
 }

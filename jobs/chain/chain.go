@@ -1,6 +1,9 @@
 // Package chain submits a pipeline as a chain of Slurm jobs (prep -> train ->
 // eval -> deploy, each after the previous with afterok), keeps the store in
-// step with what Slurm says about them, and cancels them.
+// step with what Slurm says about them (one refresh across every cluster
+// the runs were submitted to), follows a run and its logs, and cancels
+// them; it also renders a run's scripts to a directory and works out the
+// slurmtune binary the compute nodes run.
 package chain
 
 import (
@@ -26,7 +29,10 @@ import (
 
 // Service ties a cluster, its filesystem, the templates and the store.
 type Service struct {
-	Client    slurm.Client
+	Client slurm.Client
+	// Inspector answers questions about the cluster (the partition's
+	// time limit for train.chain_time_limit).
+	Inspector PartitionLister
 	FS        slurm.FileSystem
 	Store     *store.Store
 	Templates *templates.Set
@@ -119,28 +125,19 @@ type Prepared struct {
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
-func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
+// With train.chain_time_limit it asks the Inspector for the partition's
+// MaxTime: the train job asks for at most that and requeues itself at the
+// limit.
+func (s *Service) Prepare(ctx context.Context, p *jobs.Pipeline) (*Prepared, error) {
 	id := NewRunID(p.Name, s.now())
 	dir := filepath.Join(p.Workdir, id)
 	run := templates.Run{ID: id, Dir: dir, Slurmtune: s.Slurmtune}
 	if p.StageOn(jobs.StageTrain) && p.Train.ChainTimeLimit {
-		// The train job asks for at most the partition's MaxTime and
-		// requeues itself at the limit.
-		if pl, ok := s.Client.(interface {
-			Partitions(context.Context) ([]slurm.Partition, error)
-		}); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			parts, err := pl.Partitions(ctx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("train.chain_time_limit: partition time limit: %w", err)
-			}
-			for _, pt := range parts {
-				if pt.Name == p.Cluster.Partition || p.Cluster.Partition == "" && pt.Default {
-					run.MaxTime = pt.MaxTime
-				}
-			}
+		max, err := s.partitionMaxTime(ctx, p.Cluster.Partition)
+		if err != nil {
+			return nil, fmt.Errorf("train.chain_time_limit: partition time limit: %w", err)
 		}
+		run.MaxTime = max
 	}
 	scripts, err := s.Templates.Render(p, run)
 	if err != nil {
@@ -169,6 +166,32 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 		}
 	}
 	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
+}
+
+// PartitionLister is what Prepare asks of a slurm.Inspector.
+type PartitionLister interface {
+	Partitions(ctx context.Context) ([]slurm.Partition, error)
+}
+
+// partitionMaxTime is the MaxTime of the named partition (the default one
+// when name is ""); 0 when it has none.
+func (s *Service) partitionMaxTime(ctx context.Context, name string) (time.Duration, error) {
+	if s.Inspector == nil {
+		return 0, errors.New("no connection to the cluster to ask")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	parts, err := s.Inspector.Partitions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var max time.Duration
+	for _, pt := range parts {
+		if pt.Name == name || name == "" && pt.Default {
+			max = pt.MaxTime
+		}
+	}
+	return max, nil
 }
 
 // stageRequest is how a prepared stage is submitted, after the jobs in
@@ -227,7 +250,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	if err != nil {
 		return nil, err
 	}
-	prep, err := s.Prepare(p)
+	prep, err := s.Prepare(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -392,9 +415,9 @@ func oneLine(s string) string {
 
 // SyncResult says what one refresh did.
 type SyncResult struct {
-	Tracked int // live jobs asked about
-	Changed int // stages whose record changed
-	Missing int // jobs Slurm no longer knows
+	Tracked int `json:"tracked"` // live jobs asked about
+	Changed int `json:"changed"` // stages whose record changed
+	Missing int `json:"missing"` // jobs Slurm no longer knows
 }
 
 // SyncJobs asks Slurm about the given tracked jobs with one refresh and

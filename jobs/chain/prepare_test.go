@@ -66,8 +66,8 @@ func TestPrepareChainedTimeLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		c := &partitionClient{parts: parts}
-		s := &Service{Client: c, Templates: ts, Slurmtune: "/bin/slurmtune", Now: time.Now}
-		pr, err := s.Prepare(preparePipeline(t, tt.sets...))
+		s := &Service{Client: c, Inspector: c, Templates: ts, Slurmtune: "/bin/slurmtune", Now: time.Now}
+		pr, err := s.Prepare(context.Background(), preparePipeline(t, tt.sets...))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -84,7 +84,7 @@ func TestPrepareDSConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Service{Templates: ts, Slurmtune: "/bin/slurmtune"}
-	pr, err := s.Prepare(preparePipeline(t, "train.deepspeed.zero_stage=1", "train.deepspeed.micro_batch_size=2"))
+	pr, err := s.Prepare(context.Background(), preparePipeline(t, "train.deepspeed.zero_stage=1", "train.deepspeed.micro_batch_size=2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,25 @@ func TestPrepareDSConfig(t *testing.T) {
 	if !ok || json.Unmarshal(b, &cfg) != nil || cfg["train_batch_size"] != 8.0 {
 		t.Errorf("ds_config.json: %v %s", ok, b)
 	}
-	pr, err = s.Prepare(preparePipeline(t))
+	pr, err = s.Prepare(context.Background(), preparePipeline(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := pr.files[filepath.Join(pr.Dir, "ds_config.json")]; ok {
 		t.Error("ds_config.json without DeepSpeed")
+	}
+}
+
+// TestPrepareChainedNeedsInspector: a chained train stage is not rendered
+// uncapped when there is nothing to ask the partition's limit.
+func TestPrepareChainedNeedsInspector(t *testing.T) {
+	ts, err := templates.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{Templates: ts, Slurmtune: "/bin/slurmtune", Now: time.Now}
+	if _, err := s.Prepare(context.Background(), preparePipeline(t, "cluster.partition=short", "train.chain_time_limit=true")); err == nil ||
+		!strings.Contains(err.Error(), "train.chain_time_limit: partition time limit") {
+		t.Errorf("Prepare without an Inspector: %v", err)
 	}
 }

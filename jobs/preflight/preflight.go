@@ -1,4 +1,9 @@
-package main
+// Package preflight checks a valid pipeline against the cluster it names
+// (validate --cluster): partitions, nodes, time limits, account and QOS,
+// node features, reservations and GPU types, and whether Slurm takes every
+// rendered script. It asks the cluster through a slurm.Inspector and
+// reports problems at the pipeline key they concern.
+package preflight
 
 import (
 	"context"
@@ -6,24 +11,32 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
-	"github.com/slurmtune/slurmtune/slurm/cmdline"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
-// preflight checks a valid pipeline against the cluster it names (validate
+// Inspector is what preflight asks the cluster (a slurm.Inspector).
+type Inspector interface {
+	Partitions(ctx context.Context) ([]slurm.Partition, error)
+	Nodes(ctx context.Context, partition string) ([]slurm.Node, error)
+	Reservations(ctx context.Context) ([]string, error)
+	HasAccount(ctx context.Context, name string) (bool, error)
+	HasQOS(ctx context.Context, name string) (bool, error)
+	TestSubmit(ctx context.Context, req slurm.SubmitRequest) error
+}
+
+// Check checks a valid pipeline against the cluster it names (validate
 // --cluster): the partition exists and is up, the nodes can hold the train
 // stage, every stage's time fits the partition's MaxTime (or train chains
 // over it), the account and QOS exist, and Slurm accepts every rendered
 // script (sbatch --test-only). Problems come back as jobs.Errors, at the
 // pipeline key they concern; warnings are what could not be checked. An
 // error means the cluster could not be asked at all.
-func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file string, scripts []templates.Script) (jobs.Errors, []string, error) {
+func Check(ctx context.Context, insp Inspector, p *jobs.Pipeline, file string, scripts []templates.Script) (jobs.Errors, []string, error) {
 	var errs jobs.Errors
 	var warnings []string
 	at := func(keys ...string) jobs.Pos {
@@ -37,7 +50,7 @@ func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file s
 	problem := func(pos jobs.Pos, format string, args ...any) {
 		errs = append(errs, &jobs.FieldError{File: file, Pos: pos, Msg: fmt.Sprintf(format, args...)})
 	}
-	parts, err := cmdline.New(run).Partitions(ctx)
+	parts, err := insp.Partitions(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("validate --cluster: %w", err)
 	}
@@ -67,11 +80,8 @@ func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file s
 	}
 
 	// Nodes: can the partition hold the train stage at all?
-	out, err := run.Run(ctx, cmdline.Command{Argv: []string{"sinfo", "--noheader", "--Node", "--partition=" + part.Name, "--format=%N|%c|%m|%G|%T"}})
-	if err != nil {
+	if nodes, err := insp.Nodes(ctx, part.Name); err != nil {
 		warnings = append(warnings, fmt.Sprintf("could not list the nodes of %s: %v", what, err))
-	} else if nodes, err := parseSinfoNodes(out); err != nil {
-		warnings = append(warnings, err.Error())
 	} else if p.StageOn(jobs.StageTrain) {
 		t := p.Train
 		cpus := t.TasksPerNode * t.CPUs
@@ -129,24 +139,17 @@ func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file s
 	}
 
 	// Account and QOS.
-	for _, q := range []struct{ key, entity, name string }{{"cluster.account", "account", p.Cluster.Account}, {"cluster.qos", "qos", p.Cluster.QOS}} {
+	for _, q := range []struct {
+		key, entity, name string
+		has               func(context.Context, string) (bool, error)
+	}{{"cluster.account", "account", p.Cluster.Account, insp.HasAccount}, {"cluster.qos", "qos", p.Cluster.QOS, insp.HasQOS}} {
 		if q.name == "" {
 			continue
 		}
-		field := "account"
-		if q.entity == "qos" {
-			field = "name"
-		}
-		out, err := run.Run(ctx, cmdline.Command{Argv: []string{"sacctmgr", "--noheader", "--parsable2", "show", q.entity, q.name, "format=" + field}})
+		found, err := q.has(ctx, q.name)
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("could not check %s %q (accounting unavailable?): %v", q.key, q.name, err))
 			continue
-		}
-		found := false
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.EqualFold(strings.TrimSpace(l), q.name) {
-				found = true
-			}
 		}
 		if !found {
 			problem(at(q.key), "%s: the cluster has no %s %q", q.key, q.entity, q.name)
@@ -154,109 +157,22 @@ func preflight(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file s
 	}
 
 	// Features, reservations and GPU types the stages name.
-	errs = append(errs, checkStageOptions(ctx, run, p, file, at, &warnings)...)
+	errs = append(errs, checkStageOptions(ctx, insp, p, file, at, &warnings)...)
 
 	// Would Slurm take each script as it will be submitted?
 	for _, sc := range scripts {
-		argv := []string{"sbatch", "--test-only", "--comment=" + templates.Comment("preflight", sc.Stage), "--output=" + sc.Log}
-		_, err := run.Run(ctx, cmdline.Command{Argv: argv, Stdin: sc.Body})
-		var ee *cmdline.ExitError
+		err := insp.TestSubmit(ctx, slurm.SubmitRequest{Script: sc.Body, Comment: templates.Comment("preflight", sc.Stage),
+			ExtraArgs: []string{"--output=" + sc.Log}})
+		var refused *slurm.RefusedError
 		switch {
 		case err == nil:
-		case errors.As(err, &ee):
-			problem(at(sc.Stage, "cluster"), "%s: sbatch --test-only refuses the %s script: %s", sc.Stage, sc.Stage, sbatchComplaint(ee.Stderr))
+		case errors.As(err, &refused):
+			problem(at(sc.Stage, "cluster"), "%s: sbatch --test-only refuses the %s script: %s", sc.Stage, sc.Stage, refused.Reason)
 		default:
-			return nil, nil, fmt.Errorf("validate --cluster: sbatch --test-only: %w", err)
+			return nil, nil, fmt.Errorf("validate --cluster: %w", err)
 		}
 	}
 	return errs, warnings, nil
-}
-
-// sbatchComplaint is sbatch's error output on one line.
-func sbatchComplaint(stderr string) string {
-	var msgs []string
-	for _, l := range strings.Split(stderr, "\n") {
-		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "sbatch: error:"))
-		if l != "" {
-			msgs = append(msgs, l)
-		}
-	}
-	if len(msgs) == 0 {
-		return "no reason given"
-	}
-	return strings.Join(msgs, "; ")
-}
-
-// sinfoNode is one line of sinfo --Node --format=%N|%c|%m|%G|%T.
-type sinfoNode struct {
-	Name  string
-	CPUs  int
-	MemMB int64
-	GPUs  int
-	State string
-}
-
-// parseSinfoNodes reads sinfo --noheader --Node --format=%N|%c|%m|%G|%T;
-// a node listed twice (in several partitions) counts once.
-func parseSinfoNodes(out []byte) ([]sinfoNode, error) {
-	seen := map[string]bool{}
-	var nodes []sinfoNode
-	for i, line := range strings.Split(string(out), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		f := strings.Split(strings.TrimSpace(line), "|")
-		if len(f) != 5 {
-			return nil, fmt.Errorf("sinfo line %d: want 5 fields, got %d: %q", i+1, len(f), line)
-		}
-		n := sinfoNode{Name: f[0], State: f[4], GPUs: gpuCount(f[3])}
-		var err error
-		if n.CPUs, err = strconv.Atoi(strings.TrimSuffix(f[1], "+")); err != nil {
-			return nil, fmt.Errorf("sinfo line %d: CPUs %q", i+1, f[1])
-		}
-		n.MemMB, _ = strconv.ParseInt(strings.TrimSuffix(f[2], "+"), 10, 64)
-		if !seen[n.Name] {
-			seen[n.Name] = true
-			nodes = append(nodes, n)
-		}
-	}
-	return nodes, nil
-}
-
-// gpuCount is the number of GPUs in a node's gres as sinfo's %G prints it:
-// "gpu:4", "gpu:a100:8(S:0-1)", "gpu:a100:4,gpu:v100:2,shard:8", "(null)".
-func gpuCount(gres string) int {
-	total := 0
-	depth := 0
-	var item strings.Builder
-	flush := func() {
-		s := item.String()
-		item.Reset()
-		if i := strings.IndexByte(s, '('); i >= 0 {
-			s = s[:i]
-		}
-		f := strings.Split(s, ":")
-		if len(f) < 2 || f[0] != "gpu" {
-			return
-		}
-		if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
-			total += n
-		}
-	}
-	for _, r := range gres {
-		switch {
-		case r == '(':
-			depth++
-		case r == ')':
-			depth--
-		case r == ',' && depth == 0:
-			flush()
-			continue
-		}
-		item.WriteRune(r)
-	}
-	flush()
-	return total
 }
 
 // stageOptions lists each stage's Slurm options with its key.
@@ -288,7 +204,7 @@ var featureNameRe = regexp.MustCompile(`[A-Za-z_.-][A-Za-z0-9_.-]*`)
 
 // checkStageOptions checks the node features of each stage's constraint,
 // its reservation and its GPU type against the cluster.
-func checkStageOptions(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline, file string, at func(...string) jobs.Pos, warnings *[]string) jobs.Errors {
+func checkStageOptions(ctx context.Context, insp Inspector, p *jobs.Pipeline, file string, at func(...string) jobs.Pos, warnings *[]string) jobs.Errors {
 	var errs jobs.Errors
 	problem := func(key, format string, args ...any) {
 		errs = append(errs, &jobs.FieldError{File: file, Pos: at(key), Msg: key + ": " + fmt.Sprintf(format, args...)})
@@ -301,36 +217,29 @@ func checkStageOptions(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline
 	}
 	features, gpuTypes := map[string]bool{}, map[string]bool{}
 	if need.features || need.gpuTypes {
-		out, err := run.Run(ctx, cmdline.Command{Argv: []string{"sinfo", "--noheader", "--Node", "--format=%f|%G"}})
+		nodes, err := insp.Nodes(ctx, "")
 		if err != nil {
 			*warnings = append(*warnings, fmt.Sprintf("could not list the nodes' features and GPU types: %v", err))
 			need.features, need.gpuTypes = false, false
 		}
-		for _, line := range strings.Split(string(out), "\n") {
-			f, g, _ := strings.Cut(strings.TrimSpace(line), "|")
-			for _, name := range strings.Split(f, ",") {
-				if name != "" && name != "(null)" {
-					features[name] = true
-				}
+		for _, n := range nodes {
+			for _, name := range n.Features {
+				features[name] = true
 			}
-			for _, t := range gresGPUTypes(g) {
+			for _, t := range n.GPUTypes {
 				gpuTypes[t] = true
 			}
 		}
 	}
 	reservations := map[string]bool{}
 	if need.reservations {
-		out, err := run.Run(ctx, cmdline.Command{Argv: []string{"scontrol", "--oneliner", "show", "reservation"}})
+		names, err := insp.Reservations(ctx)
 		if err != nil {
 			*warnings = append(*warnings, fmt.Sprintf("could not list the reservations: %v", err))
 			need.reservations = false
 		}
-		for _, line := range strings.Split(string(out), "\n") {
-			for _, tok := range strings.Fields(line) {
-				if v, ok := strings.CutPrefix(tok, "ReservationName="); ok {
-					reservations[v] = true
-				}
-			}
+		for _, name := range names {
+			reservations[name] = true
 		}
 	}
 	for _, s := range stageOptions(p) {
@@ -353,40 +262,6 @@ func checkStageOptions(ctx context.Context, run cmdline.Runner, p *jobs.Pipeline
 		}
 	}
 	return errs
-}
-
-// gresGPUTypes are the GPU types in a node's gres as sinfo's %G prints it
-// ("gpu:a100:4(S:0-1),gpu:v100:2" -> a100, v100; "gpu:4" has none).
-func gresGPUTypes(gres string) []string {
-	var out []string
-	for _, item := range splitGres(gres) {
-		if i := strings.IndexByte(item, '('); i >= 0 {
-			item = item[:i]
-		}
-		f := strings.Split(item, ":")
-		if len(f) == 3 && f[0] == "gpu" {
-			out = append(out, f[1])
-		}
-	}
-	return out
-}
-
-// splitGres splits sinfo's %G at the commas outside parentheses.
-func splitGres(gres string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i, r := range gres {
-		switch {
-		case r == '(':
-			depth++
-		case r == ')':
-			depth--
-		case r == ',' && depth == 0:
-			out = append(out, gres[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, gres[start:])
 }
 
 func sortedList(m map[string]bool) string {

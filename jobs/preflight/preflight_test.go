@@ -1,52 +1,56 @@
-package main
+package preflight
 
 import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/slurm/cmdline"
+	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
-// fakeSlurm answers preflight's commands like a small cluster: partitions
-// debug (default, no limit) and short (30 min), two nodes of 8 CPUs, 8000 MB
-// and 4 GPUs, account proj and QOS normal.
-type fakeSlurm struct {
-	down    bool
-	testErr string // sbatch --test-only's stderr, when it refuses
-	calls   []string
+// fakeInspector answers like a small cluster: partitions debug (default,
+// no limit) and short (30 min), two nodes of 8 CPUs, 8000 MB and 4 GPUs,
+// account proj and QOS normal.
+type fakeInspector struct {
+	down   bool
+	refuse string // sbatch --test-only's complaint, when it refuses
 }
 
-func (f *fakeSlurm) Run(_ context.Context, c cmdline.Command) ([]byte, error) {
-	f.calls = append(f.calls, strings.Join(c.Argv, " "))
-	switch c.Argv[0] {
-	case "scontrol":
-		state := "UP"
-		if f.down {
-			state = "DOWN"
-		}
-		return []byte("PartitionName=debug Default=YES MaxTime=UNLIMITED State=" + state + " TotalNodes=2\n" +
-			"PartitionName=short Default=NO MaxTime=00:30:00 State=UP TotalNodes=2\n"), nil
-	case "sinfo":
-		return []byte("st-node1|8|8000|gpu:4|idle\nst-node2|8|8000|gpu:4(S:0)|mixed\n"), nil
-	case "sacctmgr":
-		switch c.Argv[len(c.Argv)-2] {
-		case "proj", "normal":
-			return []byte(c.Argv[len(c.Argv)-2] + "\n"), nil
-		}
-		return nil, nil
-	case "sbatch":
-		if len(c.Stdin) == 0 {
-			return nil, &cmdline.ExitError{Argv: c.Argv, Code: 1, Stderr: "no script on stdin"}
-		}
-		if f.testErr != "" {
-			return nil, &cmdline.ExitError{Argv: c.Argv, Code: 1, Stderr: f.testErr}
-		}
-		return nil, nil
+func (f *fakeInspector) Partitions(context.Context) ([]slurm.Partition, error) {
+	state := "UP"
+	if f.down {
+		state = "DOWN"
 	}
-	return nil, &cmdline.ExitError{Argv: c.Argv, Code: 127, Stderr: "unknown command"}
+	return []slurm.Partition{{Name: "debug", Default: true, State: state, TotalNodes: 2},
+		{Name: "short", MaxTime: 30 * time.Minute, State: "UP", TotalNodes: 2}}, nil
+}
+
+func (f *fakeInspector) Nodes(context.Context, string) ([]slurm.Node, error) {
+	return []slurm.Node{{Name: "st-node1", CPUs: 8, MemMB: 8000, GPUs: 4, State: "idle"},
+		{Name: "st-node2", CPUs: 8, MemMB: 8000, GPUs: 4, State: "mixed"}}, nil
+}
+
+func (f *fakeInspector) Reservations(context.Context) ([]string, error) { return nil, nil }
+
+func (f *fakeInspector) HasAccount(_ context.Context, name string) (bool, error) {
+	return name == "proj", nil
+}
+
+func (f *fakeInspector) HasQOS(_ context.Context, name string) (bool, error) {
+	return name == "normal", nil
+}
+
+func (f *fakeInspector) TestSubmit(_ context.Context, req slurm.SubmitRequest) error {
+	switch {
+	case len(req.Script) == 0:
+		return &slurm.RefusedError{Reason: "no script"}
+	case f.refuse != "":
+		return &slurm.RefusedError{Reason: f.refuse}
+	}
+	return nil
 }
 
 func TestPreflight(t *testing.T) {
@@ -62,13 +66,13 @@ train:
 	tests := []struct {
 		name string
 		sets []string
-		fake fakeSlurm
+		fake fakeInspector
 		want []string // each a whole problem line
 	}{
 		{name: "fits the default partition"},
 		{name: "unknown partition", sets: []string{"cluster.partition=gpu"},
 			want: []string{`p.yaml: --set cluster.partition: the cluster has no partition "gpu" (it has: debug, short)`}},
-		{name: "down", fake: fakeSlurm{down: true}, want: []string{`p.yaml: cluster.partition: the default partition debug is DOWN, not UP`}},
+		{name: "down", fake: fakeInspector{down: true}, want: []string{`p.yaml: cluster.partition: the default partition debug is DOWN, not UP`}},
 		{name: "too many nodes", sets: []string{"train.nodes=3"},
 			want: []string{`p.yaml: --set train.nodes: 3 nodes with 4 GPUs, 8 CPUs and 2048M of memory each do not fit the default partition debug: 2 of its 2 nodes have that`}},
 		{name: "too many GPUs", sets: []string{"train.gpus_per_node=8", "train.tasks_per_node=8", "train.cpus=1"},
@@ -82,7 +86,7 @@ train:
 			want: []string{`p.yaml: --set eval.time: 02:00:00 is above the MaxTime of partition short (00:30:00)`}},
 		{name: "account and qos", sets: []string{"cluster.account=nope", "cluster.qos=normal"},
 			want: []string{`p.yaml: --set cluster.account: the cluster has no account "nope"`}},
-		{name: "sbatch refuses", fake: fakeSlurm{testErr: "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n"},
+		{name: "sbatch refuses", fake: fakeInspector{refuse: "Batch job submission failed: Invalid account or account/partition combination specified"},
 			want: []string{
 				`p.yaml: prep: sbatch --test-only refuses the prep script: Batch job submission failed: Invalid account or account/partition combination specified`,
 				`p.yaml:4:3: train: sbatch --test-only refuses the train script: Batch job submission failed: Invalid account or account/partition combination specified`,
@@ -105,7 +109,7 @@ train:
 				t.Fatal(err)
 			}
 			fake := tt.fake
-			errs, warnings, err := preflight(context.Background(), &fake, p, "p.yaml", scripts)
+			errs, warnings, err := Check(context.Background(), &fake, p, "p.yaml", scripts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,21 +124,5 @@ train:
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
-	}
-}
-
-func TestGPUCount(t *testing.T) {
-	for in, want := range map[string]int{"gpu:4": 4, "gpu:a100:8(S:0-1)": 8, "gpu:a100:4,gpu:v100:2,shard:8": 6, "(null)": 0, "": 0,
-		"gpu:tesla:2(S:0,1),mps:100": 2, "gpu:4(IDX:0-3)": 4} {
-		if got := gpuCount(in); got != want {
-			t.Errorf("gpuCount(%q) = %d, want %d", in, got, want)
-		}
-	}
-	nodes, err := parseSinfoNodes([]byte("n1|8|8000|gpu:4|idle\nn1|8|8000|gpu:4|idle\nn2|16+|64000|(null)|down*\n"))
-	if err != nil || len(nodes) != 2 || nodes[1].CPUs != 16 || nodes[1].GPUs != 0 || nodes[0].MemMB != 8000 {
-		t.Errorf("parseSinfoNodes = %+v, %v", nodes, err)
-	}
-	if _, err := parseSinfoNodes([]byte("n1|8\n")); err == nil {
-		t.Error("a short line parsed")
 	}
 }

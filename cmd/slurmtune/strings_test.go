@@ -1,0 +1,10 @@
+package main
+
+import "strings"
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
