@@ -7,14 +7,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/serve/deploy"
-	"github.com/slurmtune/slurmtune/slurm/local"
+	connectpkg "github.com/slurmtune/slurmtune/slurm/connect"
 	"github.com/slurmtune/slurmtune/store"
 )
 
 // deployDeps are st (nil in the deploy stage) and Slurm through this
 // host's commands: the login side's, or the deploy stage's node's.
 func deployDeps(e *env, st deploy.Store) deploy.Deps {
-	return deploy.Deps{Store: st, Slurm: local.NewClient(), Log: e.log} // TODO(merge): connect
+	return deploy.Deps{Store: st, Slurm: connectpkg.HostClient(), Log: e.log}
 }
 
 // stateFlag is --state of the commands that find a deployment by NAME.

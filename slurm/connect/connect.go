@@ -214,3 +214,7 @@ func (s *Set) Close() {
 
 // HostFS is this host's filesystem (what the local transport's jobs see).
 func HostFS() slurm.FileSystem { return local.FS{} }
+
+// HostClient is Slurm through this host's commands: the login node's, or, in
+// a job, the node the job runs on (the deploy stage's switches and queries).
+func HostClient() slurm.Client { return local.NewClient() }
