@@ -307,7 +307,7 @@ func directiveSafe(p string) bool {
 // Quote quotes s for a POSIX shell: the shell reads it back as exactly s.
 func Quote(s string) string {
 	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@+,", r))
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("-_./=:@+,", r)
 	}) {
 		return s
 	}

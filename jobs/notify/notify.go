@@ -242,7 +242,8 @@ func (d Delivery) post(ctx context.Context, n store.Notification) error {
 		return err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	// Drained so the connection can be reused; the status is what counts.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
