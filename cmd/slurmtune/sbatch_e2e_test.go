@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/slurmtune/slurmtune/slurm/slurmtest"
+	"github.com/slurmtune/slurmtune/templates"
+)
+
+// TestE2ESbatchAdoptsLostAnswer: sbatch queues the job and dies before it
+// answers (a PATH shim runs the real sbatch, then SIGKILLs itself). The
+// wrapper does not know the job id, so it looks the job up by its tag, as
+// pipeline submits do: it prints the job's id, exits 0, tracks it, and the
+// job is in Slurm exactly once.
+func TestE2ESbatchAdoptsLostAnswer(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := filepath.Join(tmp, "shim")
+	if err := os.Mkdir(shim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shim, "sbatch"), []byte("#!/bin/sh\n"+templates.Quote(real)+
+		" \"$@\" >/dev/null || exit\nkill -KILL $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "sbatch", "--time=5", "--wrap", "sleep 1")
+	cmd.Env = append(os.Environ(), "SLURMTUNE_DB="+db, "PATH="+shim+":"+os.Getenv("PATH"), "SLURMTUNE_GPU_EXPORTER=0")
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sbatch whose answer was lost: %v\nstdout: %s\nstderr: %s", err, so.String(), se.String())
+	}
+	id := strings.TrimSpace(so.String())
+	if !regexp.MustCompile(`^[0-9]+$`).MatchString(id) {
+		t.Fatalf("printed %q, want the adopted job's id\nstderr: %s", so.String(), se.String())
+	}
+	var s statusOut
+	if r := slurmtune(t, db, "status", "--no-sync", "--json"); json.Unmarshal([]byte(r.stdout), &s) != nil || len(s.Runs) != 1 {
+		t.Fatalf("status: want one run, got exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	run := s.Runs[0].ID
+	tagged := slurmJobsTagged(t, run+":")
+	t.Cleanup(func() {
+		for _, ids := range slurmJobsTagged(t, run+":") {
+			_ = exec.Command("scancel", ids...).Run()
+		}
+	})
+	if ids := tagged["slurmtune:"+run+":job"]; len(ids) != 1 || ids[0] != id {
+		t.Errorf("jobs tagged for run %s: %v, want exactly %s", run, tagged, id)
+	}
+	if st := s.Runs[0].Stages[0]; st.Name != "job" || st.JobID != id {
+		t.Errorf("tracked stage %+v, want job %s", st, id)
+	}
+}
