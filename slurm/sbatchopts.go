@@ -112,7 +112,7 @@ func ParseSbatchOptions(words []string) (opts []SbatchOpt, rest []string, err er
 						return nil, nil, fmt.Errorf("option --%s requires an argument", n)
 					}
 					i++
-					v, hasV = words[i], true
+					v = words[i]
 				}
 				opts = append(opts, SbatchOpt{Name: n, Value: v, HasValue: true})
 			case sbatchLongNoArg[n]:
@@ -148,4 +148,105 @@ func ParseSbatchOptions(words []string) (opts []SbatchOpt, rest []string, err er
 		}
 	}
 	return opts, nil, nil
+}
+
+// Directives are a batch script's #SBATCH lines (those before its first
+// command), as sbatch reads them.
+type Directives struct {
+	// Lines are the directive lines to copy into a wrapper script, less
+	// the options that make sense only on a command line (--wait,
+	// --parsable).
+	Lines []string
+	Opts  []SbatchOpt
+}
+
+// ParseDirectives reads a script's #SBATCH lines. The first line is the #!
+// line; the directives end at the first line that is not blank or a comment.
+func ParseDirectives(script []byte) (Directives, error) {
+	var d Directives
+	lines := strings.Split(string(script), "\n")
+	for _, line := range lines[1:] { // the first is the #! line
+		t := strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		switch {
+		case t == "":
+			continue
+		case strings.HasPrefix(line, "#SBATCH"):
+			words := directiveWords(line[len("#SBATCH"):])
+			opts, rest, err := ParseSbatchOptions(words)
+			if err != nil {
+				return d, fmt.Errorf("directive %q: %w", line, err)
+			}
+			if len(rest) > 0 {
+				return d, fmt.Errorf("directive %q: %q is not an option", line, rest[0])
+			}
+			keep := true
+			for _, o := range opts {
+				if o.Name == "wait" || o.Name == "parsable" {
+					keep = false
+				}
+			}
+			if keep {
+				d.Lines = append(d.Lines, line)
+			} else {
+				var kept []string
+				for _, o := range opts {
+					if o.Name != "wait" && o.Name != "parsable" {
+						kept = append(kept, quoteDirective(o.Arg()))
+					}
+				}
+				if len(kept) > 0 {
+					d.Lines = append(d.Lines, "#SBATCH "+strings.Join(kept, " "))
+				}
+			}
+			d.Opts = append(d.Opts, opts...)
+		case strings.HasPrefix(t, "#"):
+			continue
+		default:
+			return d, nil
+		}
+	}
+	return d, nil
+}
+
+// directiveWords splits a directive's options as sbatch does: on blanks,
+// with double or single quotes grouping, up to an unquoted #.
+func directiveWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case r == '#' && !inWord:
+			return words
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+func quoteDirective(w string) string {
+	if strings.ContainsAny(w, " \t#'") {
+		return `"` + w + `"`
+	}
+	return w
 }

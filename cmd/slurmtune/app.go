@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"runtime/debug"
 
@@ -63,10 +62,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
 		ExitErrHandler: func(*cli.Context, error) {
 			// Errors become exit codes in run(), not here.
-		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "slurmtune: no command %q (see slurmtune --help)\n", name)
-			os.Exit(exitInvalid)
 		},
 		Commands: []*cli.Command{
 			validateCommand(),

@@ -10,9 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/slurm"
 )
 
 // Exit codes, documented in the README.
@@ -34,12 +38,20 @@ func main() {
 // where that happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	// urfave/cli carries on without an error after an unknown command.
+	var notFound error
+	app.CommandNotFound = func(_ *cli.Context, name string) {
+		notFound = usagef("no command %q (see slurmtune --help)", name)
+	}
 	var err error
 	if !completing(args) {
 		args, err = reorderArgs(app, args)
 	}
 	if err == nil {
 		err = app.RunContext(ctx, args)
+	}
+	if err == nil {
+		err = notFound
 	}
 	return report(err, stderr)
 }
@@ -91,3 +103,15 @@ type exitError struct {
 }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
+
+// commandExit passes on the answer of a Slurm command that refused: its
+// stderr, and its exit code (at least 1). Other errors (a submit whose
+// answer was lost among them) are returned as they are.
+func commandExit(err error) error {
+	var ce interface{ ExitStatus() (int, string) }
+	if !errors.Is(err, slurm.ErrSubmitUncertain) && errors.As(err, &ce) {
+		code, stderr := ce.ExitStatus()
+		return exitError{code: max(code, 1), msg: strings.TrimRight(stderr, "\n")}
+	}
+	return err
+}
