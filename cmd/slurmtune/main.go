@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/cmd/slurmtune/internal/clix"
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
 )
@@ -43,14 +44,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.CommandNotFound = func(_ *cli.Context, name string) {
 		notFound = usagef("no command %q (see slurmtune --help)", name)
 	}
-	var err error
-	if !completing(args) {
-		args, err = reorderArgs(app, args)
+	args, err := clix.ReorderArgs(app, args)
+	if err != nil {
+		return report(usageError{err}, stderr)
 	}
-	if err == nil {
-		err = app.RunContext(ctx, args)
-	}
-	if err == nil {
+	if err = app.RunContext(ctx, args); err == nil {
 		err = notFound
 	}
 	return report(err, stderr)
@@ -75,15 +73,14 @@ func report(err error, stderr io.Writer) int {
 		return exitInvalid
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "slurmtune: %v\n", err)
-		return exitInvalid
-	}
-	if errors.Is(err, context.Canceled) {
+	if !errors.As(err, &ue) && errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "slurmtune: interrupted")
 		return exitFailure
 	}
 	fmt.Fprintf(stderr, "slurmtune: %v\n", err)
+	if errors.As(err, &ue) {
+		return exitInvalid
+	}
 	return exitFailure
 }
 

@@ -39,12 +39,6 @@ func sbatchCommand() *cli.Command {
 	}
 }
 
-// sbatchAsIs is a client that can run sbatch itself with the caller's
-// stdin, stdout and stderr (the local one).
-type sbatchAsIs interface {
-	SbatchAsIs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
-}
-
 // sbatchRun is `slurmtune sbatch` (chain.LoadSbatchJob, Service.SubmitSbatch).
 func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) error {
 	j, err := chain.LoadSbatchJob(words, stdin)
@@ -63,7 +57,10 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	}
 	defer cl.close()
 	if j.Passthrough() {
-		direct, ok := cl.client.(sbatchAsIs)
+		// The local client runs sbatch itself on this process's stdin, stdout and stderr.
+		direct, ok := cl.client.(interface {
+			SbatchAsIs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+		})
 		if !ok {
 			return errors.New("sbatch: this cluster cannot run sbatch as is")
 		}
@@ -91,13 +88,10 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 		return nil
 	}
 	r, err := svc.Follow(ctx, sub.RunID, 2*time.Second, nil)
-	if err != nil {
+	if err != nil || r.Stages[0].State == string(slurm.StateCompleted) {
 		return err
 	}
 	s := r.Stages[0]
-	if s.State == string(slurm.StateCompleted) {
-		return nil
-	}
 	code := exitFailure
 	if s.ExitCode != nil && *s.ExitCode != 0 {
 		code = *s.ExitCode
