@@ -171,7 +171,7 @@ func ParseDirectives(script []byte) (Directives, error) {
 		case t == "":
 			continue
 		case strings.HasPrefix(line, "#SBATCH"):
-			words := directiveWords(line[len("#SBATCH"):])
+			words := DirectiveWords(line[len("#SBATCH"):])
 			opts, rest, err := ParseSbatchOptions(words)
 			if err != nil {
 				return d, fmt.Errorf("directive %q: %w", line, err)
@@ -208,40 +208,42 @@ func ParseDirectives(script []byte) (Directives, error) {
 	return d, nil
 }
 
-// directiveWords splits a directive's options as sbatch does: on blanks,
-// with double or single quotes grouping, up to an unquoted #.
-func directiveWords(s string) []string {
-	var words []string
+// DirectiveWords splits what follows #SBATCH as sbatch 22.05 does: on blanks,
+// quotes grouping (and removed), up to an unquoted # (the rest of the line
+// is a comment, even inside a word: "--job-name=a#b" names the job "a").
+func DirectiveWords(s string) []string {
+	var out []string
 	var cur strings.Builder
-	inWord := false
-	var quote rune
-	for _, r := range s {
+	inQ, have := byte(0), false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
+		case inQ != 0:
+			if c == inQ {
+				inQ = 0
 			} else {
-				cur.WriteRune(r)
+				cur.WriteByte(c)
 			}
-		case r == '"' || r == '\'':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\r':
-			if inWord {
-				words = append(words, cur.String())
+		case c == '"' || c == '\'':
+			inQ, have = c, true
+		case c == '#':
+			i = len(s)
+			continue
+		case c == ' ' || c == '\t' || c == '\r':
+			if have {
+				out = append(out, cur.String())
 				cur.Reset()
-				inWord = false
+				have = false
 			}
-		case r == '#' && !inWord:
-			return words
 		default:
-			cur.WriteRune(r)
-			inWord = true
+			cur.WriteByte(c)
+			have = true
 		}
 	}
-	if inWord {
-		words = append(words, cur.String())
+	if have {
+		out = append(out, cur.String())
 	}
-	return words
+	return out
 }
 
 func quoteDirective(w string) string {
