@@ -55,9 +55,8 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	if err != nil {
 		return err
 	}
-	defer cl.close()
-	if j.Passthrough() {
-		// The local client runs sbatch itself on this process's stdin, stdout and stderr.
+	defer func() { _ = cl.close() }()
+	if j.Passthrough() { // the local client runs sbatch itself on our stdin, stdout and stderr
 		direct, ok := cl.client.(interface {
 			SbatchAsIs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		})
