@@ -1,6 +1,8 @@
 // Package chain submits a pipeline as a chain of Slurm jobs (prep -> train ->
 // eval -> deploy, each after the previous with afterok), keeps the store in
-// step with what Slurm says about them, and cancels them.
+// step with what Slurm says about them, and cancels them. The one-stage runs
+// of `slurmtune sbatch` are submitted and tracked the same way (sbatch.go);
+// every job goes through SubmitStage.
 package chain
 
 import (
