@@ -245,13 +245,17 @@ func (s *Service) SubmitSbatch(ctx context.Context, j *SbatchJob, jobsDir string
 	if errors.Is(err, slurm.ErrSubmitUncertain) {
 		return nil, fmt.Errorf("%w (run %s: the next slurmtune command looks the job up by its comment)", err, runID)
 	}
-	if err != nil {
+	var refused refusedError
+	if errors.As(err, &refused) {
 		// sbatch answered: nothing reached Slurm, so nothing is tracked.
 		if derr := s.Store.DeleteUnsubmittedRun(context.WithoutCancel(ctx), runID); derr != nil {
 			s.Log.Warn("remove the run of a refused job", "err", derr)
 		} else {
 			cleanup()
 		}
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := s.Store.FinishSubmission(ctx, runID, store.SubmissionComplete, ""); err != nil {

@@ -33,13 +33,14 @@ func (s *Service) SubmitStage(ctx context.Context, runID, stage string, req slur
 		}
 	}
 	if err != nil {
-		if !errors.Is(err, slurm.ErrSubmitUncertain) {
-			// sbatch answered: nothing reached Slurm.
-			if cerr := s.Store.ClearIntent(context.WithoutCancel(ctx), runID, stage); cerr != nil {
-				s.Log.Warn("clear intent", "err", cerr)
-			}
+		if errors.Is(err, slurm.ErrSubmitUncertain) {
+			return "", err
 		}
-		return "", err
+		// sbatch answered: nothing reached Slurm.
+		if cerr := s.Store.ClearIntent(context.WithoutCancel(ctx), runID, stage); cerr != nil {
+			s.Log.Warn("clear intent", "err", cerr)
+		}
+		return "", refusedError{err}
 	}
 	if err := s.Store.RecordSubmitted(ctx, runID, stage, s.Cluster, id); err != nil {
 		return "", err
@@ -47,6 +48,12 @@ func (s *Service) SubmitStage(ctx context.Context, runID, stage string, req slur
 	s.Log.Info("submitted", "run", runID, "stage", stage, "job", id)
 	return id, nil
 }
+
+// refusedError is a submit the cluster refused: nothing reached Slurm. It
+// reads as the refusal itself.
+type refusedError struct{ error }
+
+func (e refusedError) Unwrap() error { return e.error }
 
 // findTagged returns the id of the job carrying exactly this comment tag.
 func (s *Service) findTagged(ctx context.Context, tag string) (string, error) {
