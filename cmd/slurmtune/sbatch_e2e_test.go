@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slurmtune/slurmtune/slurm/slurmtest"
 	"github.com/slurmtune/slurmtune/templates"
@@ -63,5 +65,66 @@ func TestE2ESbatchAdoptsLostAnswer(t *testing.T) {
 	}
 	if st := s.Runs[0].Stages[0]; st.Name != "job" || st.JobID != id {
 		t.Errorf("tracked stage %+v, want job %s", st, id)
+	}
+}
+
+// TestE2ESbatchInterruptedAdopted: slurmtune sbatch is interrupted (SIGINT)
+// while sbatch runs, after the job reached Slurm (a PATH shim runs the real
+// sbatch, then hangs). The job is not orphaned: its run and run directory
+// stay, and the run tracks the job (at once, or after the next sync).
+func TestE2ESbatchInterruptedAdopted(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := filepath.Join(tmp, "shim")
+	if err := os.Mkdir(shim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shim, "sbatch"), []byte("#!/bin/sh\n"+templates.Quote(real)+
+		" \"$@\" >/dev/null || exit\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("intr%d", time.Now().UnixNano()%1e9)
+	cmd := exec.Command(binPath, "sbatch", "--time=5", "-J", name, "--wrap", "sleep 1")
+	cmd.Env = append(os.Environ(), "SLURMTUNE_DB="+db, "PATH="+shim+":"+os.Getenv("PATH"), "SLURMTUNE_GPU_EXPORTER=0")
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for deadline := time.Now().Add(30 * time.Second); id == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the job never reached Slurm")
+		}
+		id = strings.TrimSpace(slurmtest.Run(t, "squeue", "-h", "--states=all", "-n", name, "-O", "JobID:0"))
+	}
+	t.Cleanup(func() { _ = exec.Command("scancel", id).Run() })
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	t.Logf("interrupted slurmtune sbatch: %v\nstdout: %s\nstderr: %s", err, so.String(), se.String())
+	var s statusOut
+	if r := slurmtune(t, db, "status", "--json"); json.Unmarshal([]byte(r.stdout), &s) != nil || len(s.Runs) != 1 {
+		t.Fatalf("status: want the job's run, got exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if s.Runs[0].Stages[0].JobID != id {
+		if sy := slurmtune(t, db, "sync"); sy.code != 0 {
+			t.Errorf("sync: exit %d: %s", sy.code, sy.stderr)
+		}
+		s = statusOf(t, db, s.Runs[0].ID)
+	}
+	if st := s.Runs[0].Stages[0]; st.JobID != id {
+		t.Errorf("stage %+v does not track job %s, which reached Slurm", st, id)
+	}
+	if _, err := os.Stat(filepath.Join(s.Runs[0].RunDir, "job.sbatch")); err != nil {
+		t.Errorf("the queued job's run directory is gone: %v", err)
 	}
 }
