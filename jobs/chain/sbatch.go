@@ -258,6 +258,8 @@ func (s *Service) SubmitSbatch(ctx context.Context, j *SbatchJob, jobsDir string
 	if err != nil {
 		return nil, err
 	}
+	// The job is in Slurm: finish recording it even when the caller gives up.
+	ctx = context.WithoutCancel(ctx)
 	if err := s.Store.FinishSubmission(ctx, runID, store.SubmissionComplete, ""); err != nil {
 		return nil, err
 	}

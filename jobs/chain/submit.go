@@ -42,7 +42,8 @@ func (s *Service) SubmitStage(ctx context.Context, runID, stage string, req slur
 		}
 		return "", refusedError{err}
 	}
-	if err := s.Store.RecordSubmitted(ctx, runID, stage, s.Cluster, id); err != nil {
+	// The job is in Slurm: record it even when the caller is giving up.
+	if err := s.Store.RecordSubmitted(context.WithoutCancel(ctx), runID, stage, s.Cluster, id); err != nil {
 		return "", err
 	}
 	s.Log.Info("submitted", "run", runID, "stage", stage, "job", id)

@@ -32,12 +32,19 @@ func (c *Client) SbatchAsIs(ctx context.Context, args []string, stdin io.Reader,
 func (e *ExitError) ExitStatus() (int, string) { return e.Code, e.Stderr }
 
 // submitError classifies a failed sbatch. One that ended by a signal (its
-// code is negative) may have queued the job without printing its id: that
-// is an uncertain submit, for the caller to look the job up by its tag.
+// code is negative) or was stopped because the caller gave up (its context
+// ended) may have queued the job without printing its id: that is an
+// uncertain submit, for the caller to look the job up by its tag.
 func submitError(err error) error {
 	var ee *ExitError
-	if errors.As(err, &ee) && ee.Code < 0 {
+	switch {
+	case errors.As(err, &ee) && ee.Code < 0:
 		return fmt.Errorf("%w: sbatch was killed before it answered: %w", slurm.ErrSubmitUncertain, err)
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		if errors.Is(err, slurm.ErrSubmitUncertain) {
+			return err
+		}
+		return fmt.Errorf("%w: sbatch was interrupted: %w", slurm.ErrSubmitUncertain, err)
 	}
 	return classify(err)
 }
