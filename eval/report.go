@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/slurmtune/slurmtune/store/atomicfile"
 )
@@ -71,6 +72,31 @@ type GateResult struct {
 	Value     *float64 `json:"value"`
 	Passed    bool     `json:"passed"`
 	Reason    string   `json:"reason,omitempty"`
+}
+
+// Line is the gate's verdict as `slurmtune gate` prints it: "PASS bleu >=
+// 40: 41.2", or FAIL, with the reason in parentheses.
+func (g GateResult) Line() string {
+	verdict := "PASS"
+	if !g.Passed {
+		verdict = "FAIL"
+	}
+	val := "missing"
+	if g.Value != nil {
+		val = fmt.Sprintf("%.4g", *g.Value)
+	}
+	s := fmt.Sprintf("%s %s %s %g: %s", verdict, g.Metric, g.Op, g.Threshold, val)
+	if g.Reason != "" {
+		s += " (" + g.Reason + ")"
+	}
+	return s
+}
+
+// WriteGates writes the Line of every gate.
+func (r *Report) WriteGates(w io.Writer) {
+	for _, g := range r.Gates {
+		fmt.Fprintln(w, g.Line())
+	}
 }
 
 // Report is eval_report.json.

@@ -350,6 +350,33 @@ type Monitor struct {
 	Window          Duration   `yaml:"window,omitempty"`
 }
 
+// Monitor defaults: the newest 10000 production prompts are compared, and
+// performance drift compares the model's first hour of sampled router
+// counters with its last 15 minutes. (The drift thresholds' defaults are
+// serve/drift's DefaultConfig.)
+const (
+	DefaultMonitorMaxPrompts = 10000
+	DefaultMonitorBaseline   = time.Hour
+	DefaultMonitorWindow     = 15 * time.Minute
+)
+
+// WithDefaults returns m with the defaults of its unset max_prompts,
+// baseline_window and window. (They are applied where the section is used,
+// not when the pipeline is loaded, so a pipeline's snapshot and
+// fingerprint stay as they were.)
+func (m Monitor) WithDefaults() Monitor {
+	if m.MaxPrompts <= 0 {
+		m.MaxPrompts = DefaultMonitorMaxPrompts
+	}
+	if m.BaselineWindow.Duration <= 0 {
+		m.BaselineWindow.Duration = DefaultMonitorBaseline
+	}
+	if m.Window.Duration <= 0 {
+		m.Window.Duration = DefaultMonitorWindow
+	}
+	return m
+}
+
 // Notify is the notify section: a webhook that gets a JSON event when a
 // run ends, a gate fails, a job is preempted or drift is found.
 type Notify struct {
@@ -740,6 +767,10 @@ func (p *Pipeline) applyDefaults() {
 // DefaultServeCommand is deploy.serve.command when the file names none.
 var DefaultServeCommand = []string{"vllm", "serve", "{model}", "--port", "{port}", "--served-model-name", "{name}"}
 
+// DefaultRollbackWindow is deploy.rollback_window when the file names none
+// (and the rollback window of a deployment known by its state file alone).
+const DefaultRollbackWindow = 5 * time.Minute
+
 // applyServingDefaults fills in the serving settings of a blue-green or
 // canary deploy. Unless deploy.time was given, the stage's time limit covers
 // the server's startup, the canary and the rollback window.
@@ -768,7 +799,7 @@ func (d *Deploy) applyServingDefaults(model string, timeSet bool) {
 		d.Smoke.Latency.Duration = 30 * time.Second
 	}
 	if d.RollbackWindow.Duration == 0 {
-		d.RollbackWindow.Duration = 5 * time.Minute
+		d.RollbackWindow.Duration = DefaultRollbackWindow
 	}
 	if d.Strategy == "canary" {
 		if d.Canary.Percent == 0 {

@@ -302,3 +302,19 @@ func (c *capConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// OpenAccessLog opens the access log destination path names: "" none, "-"
+// stdout, else the file, appended to. close closes what it opened.
+func OpenAccessLog(path string, stdout io.Writer) (w io.Writer, close func(), err error) {
+	switch path {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open access log: %w", err)
+	}
+	return f, func() { _ = f.Close() }, nil
+}

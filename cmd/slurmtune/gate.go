@@ -1,25 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
-	"sort"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/dataprep"
 	"github.com/slurmtune/slurmtune/eval"
-	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/stage"
 )
-
-type gateOptions struct {
-	predictions, nll []string
-	human            string
-	out              string
-	gates            []string
-	maxTextBytes     int
-}
 
 func gateCommand() *cli.Command {
 	return &cli.Command{
@@ -36,109 +24,38 @@ func gateCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "gate", Usage: "standalone gate such as 'perplexity<=15' (repeatable)"},
 			&cli.IntFlag{Name: "max-text-bytes", Usage: "longest prediction or reference accepted, in `BYTES` (default: eval.max_text_bytes, else 1 MiB)"},
 		},
-		Action: func(c *cli.Context) error {
-			e, err := newEnv(c)
+		Action: envAction(func(c *cli.Context, e *env) error {
+			g := stage.Gate{Output: c.String("output"), Inputs: eval.Inputs{PredictionPaths: c.StringSlice("predictions"),
+				NLLPaths: c.StringSlice("nll"), HumanCSVPath: c.String("human"), MaxTextBytes: c.Int("max-text-bytes")}}
+			specs := c.StringSlice("gate")
+			var err error
+			if len(g.Inputs.PredictionPaths) == 0 && len(g.Inputs.NLLPaths) == 0 && g.Inputs.HumanCSVPath == "" {
+				return usagef("gate: nothing to judge: give --predictions FILE (and --nll FILE for perplexity)")
+			}
+			switch {
+			case c.NArg() > 1:
+				return usagef("gate: at most one pipeline FILE")
+			case c.NArg() == 0 && len(specs) == 0:
+				return usagef("gate: give a pipeline FILE or at least one --gate")
+			case c.NArg() == 1:
+				if g.Pipeline, err = loadPipeline(c); err != nil {
+					return err
+				}
+				specs = append(stage.GateSpecs(g.Pipeline), specs...)
+			}
+			if g.Inputs.Gates, err = eval.ParseGates(specs); err != nil {
+				return usageError{fmt.Errorf("gate: %w", err)}
+			}
+			rep, out, err := g.Run(c.Context)
 			if err != nil {
 				return err
 			}
-			o := gateOptions{predictions: c.StringSlice("predictions"), nll: c.StringSlice("nll"), human: c.String("human"),
-				out: c.String("output"), gates: c.StringSlice("gate"), maxTextBytes: c.Int("max-text-bytes")}
-			if len(o.predictions) == 0 && len(o.nll) == 0 && o.human == "" {
-				return usagef("gate: nothing to judge: give --predictions FILE (and --nll FILE for perplexity)")
+			rep.WriteGates(e.stdout)
+			if !rep.Passed {
+				return exitError{code: exitGate, msg: fmt.Sprintf("slurmtune: gate failed; report in %s", out)}
 			}
-			var p *jobs.Pipeline
-			switch c.NArg() {
-			case 0:
-				if len(o.gates) == 0 {
-					return usagef("gate: give a pipeline FILE or at least one --gate")
-				}
-			case 1:
-				if p, err = loadPipeline(c); err != nil {
-					return err
-				}
-			default:
-				return usagef("gate: at most one pipeline FILE")
-			}
-			return runGate(c.Context, e, p, o)
-		},
+			fmt.Fprintf(e.stdout, "all gates passed; report in %s\n", out)
+			return nil
+		}),
 	}
-}
-
-// pipelineGates turns eval.gates of a pipeline into gate specs.
-func pipelineGates(p *jobs.Pipeline) []string {
-	names := make([]string, 0, len(p.Eval.Gates))
-	for m := range p.Eval.Gates {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	var specs []string
-	for _, m := range names {
-		g := p.Eval.Gates[m]
-		if g.Min != nil {
-			specs = append(specs, fmt.Sprintf("%s>=%v", m, *g.Min))
-		}
-		if g.Max != nil {
-			specs = append(specs, fmt.Sprintf("%s<=%v", m, *g.Max))
-		}
-	}
-	return specs
-}
-
-func runGate(ctx context.Context, e *env, p *jobs.Pipeline, o gateOptions) error {
-	specs := o.gates
-	tox := dataprep.DefaultOptions().Toxicity
-	if p != nil {
-		specs = append(pipelineGates(p), specs...)
-		tox = prepOptions(p).Toxicity
-	}
-	gates, err := eval.ParseGates(specs)
-	if err != nil {
-		return usageError{fmt.Errorf("gate: %w", err)}
-	}
-	in := eval.Inputs{PredictionPaths: o.predictions, NLLPaths: o.nll, HumanCSVPath: o.human, Gates: gates, MaxTextBytes: o.maxTextBytes}
-	if in.MaxTextBytes == 0 && p != nil {
-		in.MaxTextBytes = p.Eval.MaxTextBytes
-	}
-	if tox.Enabled {
-		scorer, err := dataprep.NewToxicityScorer(tox)
-		if err != nil {
-			return fmt.Errorf("gate: %w", err)
-		}
-		in.Toxicity = scorer
-	}
-	rep, err := eval.Evaluate(ctx, in)
-	if err != nil {
-		return fmt.Errorf("gate: %w", err)
-	}
-	out, err := filepath.Abs(o.out)
-	if err != nil {
-		return err
-	}
-	if err := eval.WriteReport(out, rep); err != nil {
-		return fmt.Errorf("gate: %w", err)
-	}
-	for _, g := range rep.Gates {
-		fmt.Fprintln(e.stdout, gateLine(g))
-	}
-	if !rep.Passed {
-		return exitError{code: exitGate, msg: fmt.Sprintf("slurmtune: gate failed; report in %s", out)}
-	}
-	fmt.Fprintf(e.stdout, "all gates passed; report in %s\n", out)
-	return nil
-}
-
-func gateLine(g eval.GateResult) string {
-	verdict := "PASS"
-	if !g.Passed {
-		verdict = "FAIL"
-	}
-	val := "missing"
-	if g.Value != nil {
-		val = fmt.Sprintf("%.4g", *g.Value)
-	}
-	s := fmt.Sprintf("%s %s %s %g: %s", verdict, g.Metric, g.Op, g.Threshold, val)
-	if g.Reason != "" {
-		s += " (" + g.Reason + ")"
-	}
-	return s
 }

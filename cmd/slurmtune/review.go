@@ -1,20 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"errors"
 
 	"github.com/urfave/cli/v2"
-	"gopkg.in/yaml.v3"
 
-	"github.com/slurmtune/slurmtune/eval"
-	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/slurm/local"
-	"github.com/slurmtune/slurmtune/templates"
+	"github.com/slurmtune/slurmtune/jobs/stage"
+	"github.com/slurmtune/slurmtune/store"
 )
 
 func reviewCommand() *cli.Command {
@@ -32,153 +24,65 @@ func reviewCommand() *cli.Command {
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
 					jsonFlag(`with -o: print {"run", "sampled", "output"}`),
 				},
-				Action: func(c *cli.Context) error {
-					e, err := newEnv(c)
-					if err != nil {
-						return err
-					}
+				Action: envAction(func(c *cli.Context, e *env) error {
+					out := c.String("output")
 					if c.NArg() != 1 {
 						return usagef("review export: want one RUN")
 					}
-					if c.Bool("json") && c.String("output") == "" {
+					if c.Bool("json") && out == "" {
 						return usagef("review export: --json needs -o FILE (the CSV goes there)")
 					}
-					return reviewExport(c.Context, e, c.Args().First(), c.Int("n"), c.Int64("seed"), c.String("output"), c.Bool("json"))
-				},
+					return withRunFiles(c, e, c.Args().First(), func(r *store.Run, files stage.RunFiles, _ *store.Store) error {
+						csv, x, err := stage.ExportReview(c.Context, files, r.ID, r.RunDir, c.Int("n"), c.Int64("seed"), out)
+						switch {
+						case err != nil:
+							return err
+						case out == "":
+							_, err = e.stdout.Write(csv)
+							return err
+						case c.Bool("json"):
+							return printJSON(e.stdout, x)
+						}
+						return nil
+					})
+				}),
 			},
 			{
 				Name:      "import",
 				Usage:     "record raters' 1-5 scores for a run (the human_eval gate reads them)",
 				ArgsUsage: "RUN FILE",
 				Flags:     []cli.Flag{jsonFlag(`print {"run", "scores", "mean"}`)},
-				Action: func(c *cli.Context) error {
-					e, err := newEnv(c)
-					if err != nil {
-						return err
-					}
+				Action: envAction(func(c *cli.Context, e *env) error {
 					if c.NArg() != 2 {
 						return usagef("review import: want RUN FILE")
 					}
-					return reviewImport(c.Context, e, c.Args().Get(0), c.Args().Get(1), c.Bool("json"))
-				},
+					rv, err := stage.ReadReview(c.Args().Get(1))
+					if errors.As(err, new(stage.BadReviewError)) {
+						return usageError{err}
+					} else if err != nil {
+						return err
+					}
+					return withRunFiles(c, e, c.Args().Get(0), func(r *store.Run, files stage.RunFiles, st *store.Store) error {
+						res, err := rv.Import(c.Context, files, st, r.ID, r.RunDir)
+						return printResult(e, c.Bool("json"), res, err)
+					})
+				}),
 			},
 		},
 	}
 }
 
-func reviewExport(ctx context.Context, e *env, runID string, n int, seed int64, out string, asJSON bool) error {
-	rs, err := openRun(ctx, e, runID)
+// withRunFiles runs fn on the run id (or unique prefix) and the filesystem
+// of its cluster.
+func withRunFiles(c *cli.Context, e *env, id string, fn func(r *store.Run, files stage.RunFiles, st *store.Store) error) error {
+	rs, err := openRun(c.Context, e, id)
 	if err != nil {
 		return err
 	}
 	defer rs.close()
-	r := rs.run
-	cl, err := rs.cluster(ctx)
+	cl, err := rs.cluster(c.Context)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(templates.LayoutOf(r.RunDir).Eval, "predictions.jsonl")
-	data, err := cl.fs.ReadFile(ctx, path)
-	if err != nil {
-		return fmt.Errorf("review export: the run's predictions: %w", err)
-	}
-	var preds []eval.Prediction
-	rd := eval.NewPredictionReader(bytes.NewReader(data), path)
-	for {
-		p, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("review export: %w", err)
-		}
-		preds = append(preds, p.Clone())
-	}
-	var buf bytes.Buffer
-	if err := eval.WriteReviewSample(&buf, preds, n, seed); err != nil {
-		return fmt.Errorf("review export: %w", err)
-	}
-	if out == "" {
-		_, err = e.stdout.Write(buf.Bytes())
-		return err
-	}
-	// Prompts and predictions: the user's to share, not the world's.
-	if err := local.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
-		return err
-	}
-	if asJSON {
-		sampled := len(preds)
-		if n > 0 && n < sampled {
-			sampled = n
-		}
-		return printJSON(e.stdout, struct {
-			Run     string `json:"run"`
-			Sampled int    `json:"sampled"`
-			Output  string `json:"output"`
-		}{r.ID, sampled, out})
-	}
-	return nil
-}
-
-// reviewImport checks the scores, stores the file beside the run's
-// predictions (where the eval stage's gate finds it) and records the mean.
-func reviewImport(ctx context.Context, e *env, runID, file string, asJSON bool) error {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("review import: %w", err)
-	}
-	scores, err := eval.ReadReviewScores(bytes.NewReader(data))
-	if err != nil {
-		return usageError{fmt.Errorf("review import %s: %w", file, err)}
-	}
-	mean, ok := eval.MeanHumanScore(scores)
-	if !ok {
-		return usagef("review import %s: no scored rows", file)
-	}
-	rs, err := openRun(ctx, e, runID)
-	if err != nil {
-		return err
-	}
-	defer rs.close()
-	r := rs.run
-	cl, err := rs.cluster(ctx)
-	if err != nil {
-		return err
-	}
-	dir := templates.LayoutOf(r.RunDir).Eval
-	// The run directory's own modes (private unless share: group).
-	modes := runModes(ctx, cl, r.RunDir)
-	if err := cl.fs.MkdirAll(ctx, dir, modes.Dir); err != nil {
-		return err
-	}
-	if err := cl.fs.WriteFile(ctx, filepath.Join(dir, "human.csv"), data, modes.File); err != nil {
-		return fmt.Errorf("review import: %w", err)
-	}
-	if err := rs.st.SetMetric(ctx, r.ID, "eval", "human_eval", mean); err != nil {
-		return err
-	}
-	if asJSON {
-		return printJSON(e.stdout, struct {
-			Run    string  `json:"run"`
-			Scores int     `json:"scores"`
-			Mean   float64 `json:"mean"`
-		}{r.ID, len(scores), mean})
-	}
-	fmt.Fprintf(e.stdout, "%d scores, mean %.3f, recorded for run %s\n", len(scores), mean, r.ID)
-	return nil
-}
-
-// runModes are the permissions of a run directory's contents, as its
-// pipeline snapshot's share asks (private when it cannot be read).
-func runModes(ctx context.Context, cl *cluster, runDir string) jobs.Modes {
-	p := &jobs.Pipeline{}
-	if b, err := cl.fs.ReadFile(ctx, templates.LayoutOf(runDir).Pipeline); err == nil {
-		var doc struct {
-			Share string `yaml:"share"`
-		}
-		if yaml.Unmarshal(b, &doc) == nil {
-			p.Share = doc.Share
-		}
-	}
-	return p.Modes()
+	return fn(rs.run, cl.fs, rs.st)
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,71 +43,31 @@ func routerCommand() *cli.Command {
 					return fmt.Errorf("--log-level: %w", err)
 				}
 			}
-			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			access, closeAccess, err := openAccessLog(c.String("access-log"), c.App.Writer)
+			access, closeAccess, err := serve.OpenAccessLog(c.String("access-log"), c.App.Writer)
 			if err != nil {
 				return err
 			}
 			defer closeAccess()
-			opts := serve.Options{
-				Listen:         c.String("listen"),
-				StatePath:      c.String("state"),
-				AdminTokenFile: c.String("admin-token-file"),
-				HealthInterval: c.Duration("health-interval"),
-				Logger:         logger,
-				AccessLog:      access,
-				PromptLog:      c.String("prompt-log"),
-				MaxConns:       c.Int("max-conns"),
-				MemoryLimit:    c.Int64("memory-limit") << 20,
-				BackendTimeout: c.Duration("backend-timeout"),
-				BodyGrace:      c.Duration("body-grace"),
-				BodyMinRate:    c.Int64("body-min-rate"),
-			}
-			switch {
-			case c.Bool("no-prompt-log"):
-				opts.PromptLog = ""
-			case opts.PromptLog == "" && opts.StatePath != "":
-				opts.PromptLog = deploy.PathsFor(opts.StatePath).Prompts
-			}
-			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if opts.StatePath != "" {
-				// Publish per-backend stats next to the state file, so a
-				// deploy stage on a compute node can judge a canary.
-				statsPath := deploy.PathsFor(opts.StatePath).Stats
-				opts.OnReady = func(r *serve.Router, _ net.Addr) {
-					go deploy.StatsWriter(ctx, r, statsPath, time.Second, func(err error) {
-						logger.Warn("write router stats", "path", statsPath, "err", err)
-					})
-				}
-			}
-			if err := serve.RunRouter(ctx, opts); err != nil {
-				return fmt.Errorf("router: %w", err)
-			}
-			return nil
+			return deploy.RunRouter(ctx, serve.Options{
+				Listen: c.String("listen"), StatePath: c.String("state"), AdminTokenFile: c.String("admin-token-file"),
+				HealthInterval: c.Duration("health-interval"), AccessLog: access, PromptLog: c.String("prompt-log"),
+				Logger:   slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
+				MaxConns: c.Int("max-conns"), MemoryLimit: c.Int64("memory-limit") << 20, BackendTimeout: c.Duration("backend-timeout"),
+				BodyGrace: c.Duration("body-grace"), BodyMinRate: c.Int64("body-min-rate"),
+			}, c.Bool("no-prompt-log"))
 		},
 	}
 }
 
-func contextOf(c *cli.Context) context.Context {
-	if c.Context != nil {
-		return c.Context
+// envAction is an action that starts from the command's env.
+func envAction(fn func(c *cli.Context, e *env) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		e, err := newEnv(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, e)
 	}
-	return context.Background()
-}
-
-// openAccessLog opens the access log destination named by the flag value;
-// "-" is stdout.
-func openAccessLog(path string, stdout io.Writer) (io.Writer, func(), error) {
-	switch path {
-	case "":
-		return nil, func() {}, nil
-	case "-":
-		return stdout, func() {}, nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open access log: %w", err)
-	}
-	return f, func() { _ = f.Close() }, nil
 }

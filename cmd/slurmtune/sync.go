@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/serve/deploy"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -50,28 +50,8 @@ func syncRuns(ctx context.Context, e *env, asJSON bool) error {
 	return nil
 }
 
-// refreshDeployments does for every blue-green or canary deployment in the
-// database what `deploy status` does first: it samples the router's
-// per-backend counters into SQLite (the time series performance drift
-// compares), imports the switch history and finishes due retirements. So a
-// cron `sync` keeps the samples coming without anyone asking for a status.
-// A deployment that fails is logged and skipped; it never fails sync.
+// refreshDeployments samples the routers of every blue-green or canary
+// deployment into the database (see deploy.RefreshAll); it never fails sync.
 func refreshDeployments(ctx context.Context, e *env, st *store.Store) {
-	names, err := st.DeployingNames(ctx)
-	if err != nil {
-		e.log.Warn("list deployments", "err", err)
-		return
-	}
-	for _, name := range names {
-		d, err := findDeployment(ctx, st, name, "")
-		if err != nil {
-			continue // deploys by record only, or no snapshot left
-		}
-		if _, err := os.Stat(d.paths.Record); err != nil {
-			continue // nothing deployed yet
-		}
-		if _, err := d.refresh(ctx, e, st); err != nil {
-			e.log.Warn("refresh deployment", "name", name, "err", err)
-		}
-	}
+	deploy.RefreshAll(ctx, deployDeps(e, st))
 }

@@ -228,16 +228,27 @@ func (d Delivery) Deliver(ctx context.Context, ob Outbox) (Result, error) {
 func (d Delivery) post(ctx context.Context, n store.Notification) error {
 	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL, bytes.NewReader(n.Payload))
+	// Receivers that see a retry of an answer that was lost can drop it
+	// (X-Slurmtune-Delivery).
+	return Post(ctx, d.Client, n.URL, n.Payload, http.Header{"User-Agent": {"slurmtune"},
+		"X-Slurmtune-Event": {n.Event}, "X-Slurmtune-Delivery": {n.Key}})
+}
+
+// Post POSTs body as JSON to url with the headers h, and fails unless the
+// answer is a 2xx. It is how every webhook (notify.webhook, and
+// monitor.webhook's drift alerts) is sent.
+func Post(ctx context.Context, c *http.Client, url string, body []byte, h http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "slurmtune")
-	req.Header.Set("X-Slurmtune-Event", n.Event)
-	// Receivers that see a retry of an answer that was lost can drop it.
-	req.Header.Set("X-Slurmtune-Delivery", n.Key)
-	resp, err := d.Client.Do(req)
+	for k, vs := range h {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

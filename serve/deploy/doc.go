@@ -46,4 +46,15 @@
 // event id) and read it from there. When deploy.router.admin_url is set the
 // routing state is PUT and the stats are read through the router's admin API
 // instead of the files (the record, history and lock stay files).
+//
+// # The use cases
+//
+// StageRun is `slurmtune deploy run` (RecordModel alone is `deploy record`
+// and strategy record); Deployment is a deployment as the login side finds
+// it (Find, ForPipeline), with Status, Switch (promote and rollback by
+// hand), Refresh (what every login-side command does first: finish due
+// retirements and drains, import the history, sample the router's
+// counters into the store), RefreshAll (sync) and DriftTarget (the stable
+// model for serve/drift's Check). They reach Slurm through the small Slurm
+// interface and the database through Store (Deps).
 package deploy

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -198,4 +199,32 @@ func StatsWriter(ctx context.Context, r StatsSource, path string, interval time.
 		case <-tick.C:
 		}
 	}
+}
+
+// RunRouter runs `slurmtune router`: serve.RunRouter with the deployment
+// files next to opts.StatePath. Unless noPromptLog, prompts are logged to
+// opts.PromptLog, by default the deployment's prompt log (Paths.Prompts);
+// the router's per-backend stats are published to Paths.Stats every
+// second, so that a deploy stage on a compute node can judge a canary.
+func RunRouter(ctx context.Context, opts serve.Options, noPromptLog bool) error {
+	switch {
+	case noPromptLog:
+		opts.PromptLog = ""
+	case opts.PromptLog == "" && opts.StatePath != "":
+		opts.PromptLog = PathsFor(opts.StatePath).Prompts
+	}
+	if opts.StatePath != "" {
+		statsPath := PathsFor(opts.StatePath).Stats
+		opts.OnReady = func(r *serve.Router, _ net.Addr) {
+			go StatsWriter(ctx, r, statsPath, time.Second, func(err error) {
+				if opts.Logger != nil {
+					opts.Logger.Warn("write router stats", "path", statsPath, "err", err)
+				}
+			})
+		}
+	}
+	if err := serve.RunRouter(ctx, opts); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	return nil
 }

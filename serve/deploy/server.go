@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +33,9 @@ type ServerOptions struct {
 	AddressFile string
 	// PromptLog is passed to the server as SLURMTUNE_PROMPT_LOG.
 	PromptLog string
+	// RunDir, when set, is the run directory whose serve/address and
+	// serve/prompts.jsonl are the default AddressFile and PromptLog.
+	RunDir string
 	// StartupTimeout bounds the time to a healthy server. Default 10m.
 	StartupTimeout time.Duration
 	Stdout, Stderr io.Writer
@@ -44,6 +48,12 @@ type ServerOptions struct {
 // server gets SIGTERM, then SIGKILL 10s later. The address file is removed
 // on the way out.
 func RunServer(ctx context.Context, o ServerOptions) error {
+	if o.RunDir != "" && o.AddressFile == "" {
+		o.AddressFile = addressFile(o.RunDir)
+	}
+	if o.RunDir != "" && o.PromptLog == "" {
+		o.PromptLog = filepath.Join(o.RunDir, "serve", "prompts.jsonl")
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -155,6 +165,10 @@ func serverExit(err error) error {
 	}
 	return fmt.Errorf("serve: model server: %w", err)
 }
+
+// addressFile is where the serving job of the run in runDir writes its
+// host:port.
+func addressFile(runDir string) string { return filepath.Join(runDir, "serve", "address") }
 
 // FreePort returns a TCP port that was free a moment ago.
 func FreePort() (int, error) {

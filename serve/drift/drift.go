@@ -2,8 +2,11 @@
 // of the prompts (prompt length in words and word frequencies, each as a
 // population stability index against a baseline sample) and performance
 // drift (error rate and p95 latency of a current window against a baseline
-// window). Everything here is a pure function of its inputs; collecting
-// prompts and windows is the caller's business.
+// window). The statistics are pure functions of their inputs; Check is the
+// `slurmtune drift` use case around them: it reads the production and
+// baseline prompts, derives the performance windows from the router
+// counters sampled into the store, and posts the alert (monitor.webhook)
+// and queues notify's drift event when a check alerts.
 //
 // Word-frequency drift is measured as PSI over the K most frequent baseline
 // words plus one "other" bucket (rather than Jensen-Shannon divergence) so
