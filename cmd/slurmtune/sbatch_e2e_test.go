@@ -24,22 +24,9 @@ import (
 func TestE2ESbatchAdoptsLostAnswer(t *testing.T) {
 	slurmtest.RequireCluster(t)
 	t.Parallel()
-	tmp := t.TempDir()
-	db := filepath.Join(tmp, "st.db")
-	real, err := exec.LookPath("sbatch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shim := filepath.Join(tmp, "shim")
-	if err := os.Mkdir(shim, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(shim, "sbatch"), []byte("#!/bin/sh\n"+templates.Quote(real)+
-		" \"$@\" >/dev/null || exit\nkill -KILL $$\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binPath, "sbatch", "--time=5", "--wrap", "sleep 1")
-	cmd.Env = append(os.Environ(), "SLURMTUNE_DB="+db, "PATH="+shim+":"+os.Getenv("PATH"), "SLURMTUNE_GPU_EXPORTER=0")
+	db := filepath.Join(t.TempDir(), "st.db")
+	cmd := sbatchThroughShim(t, "kill -KILL $$", "--time=5", "--wrap", "sleep 1")
+	cmd.Env = append(cmd.Env, "SLURMTUNE_DB="+db)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Run(); err != nil {
@@ -75,23 +62,10 @@ func TestE2ESbatchAdoptsLostAnswer(t *testing.T) {
 func TestE2ESbatchInterruptedAdopted(t *testing.T) {
 	slurmtest.RequireCluster(t)
 	t.Parallel()
-	tmp := t.TempDir()
-	db := filepath.Join(tmp, "st.db")
-	real, err := exec.LookPath("sbatch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shim := filepath.Join(tmp, "shim")
-	if err := os.Mkdir(shim, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(shim, "sbatch"), []byte("#!/bin/sh\n"+templates.Quote(real)+
-		" \"$@\" >/dev/null || exit\nexec sleep 60\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	db := filepath.Join(t.TempDir(), "st.db")
 	name := fmt.Sprintf("intr%d", time.Now().UnixNano()%1e9)
-	cmd := exec.Command(binPath, "sbatch", "--time=5", "-J", name, "--wrap", "sleep 1")
-	cmd.Env = append(os.Environ(), "SLURMTUNE_DB="+db, "PATH="+shim+":"+os.Getenv("PATH"), "SLURMTUNE_GPU_EXPORTER=0")
+	cmd := sbatchThroughShim(t, "exec sleep 60", "--time=5", "-J", name, "--wrap", "sleep 1")
+	cmd.Env = append(cmd.Env, "SLURMTUNE_DB="+db)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Start(); err != nil {
@@ -109,7 +83,7 @@ func TestE2ESbatchInterruptedAdopted(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	t.Logf("interrupted slurmtune sbatch: %v\nstdout: %s\nstderr: %s", err, so.String(), se.String())
 	var s statusOut
 	if r := slurmtune(t, db, "status", "--json"); json.Unmarshal([]byte(r.stdout), &s) != nil || len(s.Runs) != 1 {
@@ -127,4 +101,26 @@ func TestE2ESbatchInterruptedAdopted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.Runs[0].RunDir, "job.sbatch")); err != nil {
 		t.Errorf("the queued job's run directory is gone: %v", err)
 	}
+}
+
+// sbatchThroughShim is `slurmtune sbatch ARGS` with an sbatch on its PATH
+// that runs the real one and then does what after says instead of
+// answering (the job is in Slurm; its id never reaches slurmtune).
+func sbatchThroughShim(t *testing.T, after string, args ...string) *exec.Cmd {
+	t.Helper()
+	real, err := exec.LookPath("sbatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := filepath.Join(t.TempDir(), "shim")
+	if err := os.Mkdir(shim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shim, "sbatch"), []byte("#!/bin/sh\n"+templates.Quote(real)+
+		" \"$@\" >/dev/null || exit\n"+after+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, append([]string{"sbatch"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+shim+":"+os.Getenv("PATH"), "SLURMTUNE_GPU_EXPORTER=0")
+	return cmd
 }
