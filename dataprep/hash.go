@@ -14,9 +14,6 @@ const (
 	xxPrime3 uint64 = 1609587929392839161
 	xxPrime4 uint64 = 9650029242287828579
 	xxPrime5 uint64 = 2870177450012600261
-
-	fnvOffset uint64 = 14695981039346656037
-	fnvPrime  uint64 = 1099511628211
 )
 
 func xxRound(acc, in uint64) uint64 {
@@ -176,6 +173,3 @@ func (t *idTable) grow() {
 		t.vals[i] = old.vals[j]
 	}
 }
-
-// bytes reports the memory held by the table.
-func (t *idTable) bytes() int { return len(t.keys) * 12 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"unicode/utf8"
+
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 )
 
 // Output file names in Options.OutDir.
@@ -20,21 +22,22 @@ const (
 	ReportFile     = "quality_report.json"
 )
 
-// atomicFile is written to a temporary file in the target directory and
-// renamed into place by commit.
+// atomicFile is an output written beside its final name and renamed into
+// place by commit (atomicfile).
 type atomicFile struct {
-	f     *os.File
+	f     *atomicfile.File
 	w     *bufio.Writer
 	sum   hash.Hash // SHA-256 of the content, when requested
 	final string
 }
 
 func createAtomic(dir, name string, bufSize int, withSum bool) (*atomicFile, error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	a := &atomicFile{final: filepath.Join(dir, name)}
+	f, err := atomicfile.Create(a.final, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	a := &atomicFile{f: f, final: filepath.Join(dir, name)}
+	a.f = f
 	var w io.Writer = f
 	if withSum {
 		a.sum = sha256.New()
@@ -54,34 +57,17 @@ func (a *atomicFile) hexSum() (string, error) {
 
 // finish flushes, syncs and closes the temporary file.
 func (a *atomicFile) finish() error {
-	err := a.w.Flush()
-	if err == nil {
-		err = a.f.Chmod(0o644)
-	}
-	if err == nil {
-		err = a.f.Sync()
-	}
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := a.w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", a.final, err)
 	}
-	return nil
+	return a.f.Close()
 }
 
-func (a *atomicFile) rename() error {
-	if err := os.Rename(a.f.Name(), a.final); err != nil {
-		return fmt.Errorf("write %s: %w", a.final, err)
-	}
-	return nil
-}
+// rename puts the finished file in place.
+func (a *atomicFile) rename() error { return a.f.Commit() }
 
 // abort removes the temporary file.
-func (a *atomicFile) abort() {
-	_ = a.f.Close()
-	_ = os.Remove(a.f.Name())
-}
+func (a *atomicFile) abort() { a.f.Abort() }
 
 // outputs holds the four output files of a run.
 type outputs struct {
@@ -133,10 +119,6 @@ func (o *outputs) commit() error {
 		}
 	}
 	o.done = true
-	if d, err := os.Open(o.dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 	return nil
 }
 

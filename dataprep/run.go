@@ -725,7 +725,9 @@ func (p *pipeline) consume(b *batch) error {
 				rep.Validation++
 			}
 			rep.Kept++
-			dst.Write(out)
+			if _, err := dst.Write(out); err != nil {
+				return fmt.Errorf("write output: %w", err)
+			}
 			if err := dst.WriteByte('\n'); err != nil {
 				return fmt.Errorf("write output: %w", err)
 			}
@@ -740,10 +742,11 @@ func (p *pipeline) consume(b *batch) error {
 		}
 		rep.Removed.add(why)
 		kind := ""
-		if why == reasonMalformed {
+		switch why {
+		case reasonMalformed:
 			kind = r.kind
 			rep.MalformedKinds[kind]++
-		} else if why == reasonPII {
+		case reasonPII:
 			kind = piiKinds(r.pii)
 		}
 		if p.wantFinding() {

@@ -144,7 +144,7 @@ func (n *normalizer) normalizeSlow(dst []byte, s string) []byte {
 				if asciiPySpace[c] {
 					break
 				}
-				if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+				if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 					simple = false
 				}
 				j++

@@ -118,7 +118,7 @@ func genInputs(tb testing.TB, dir string, records int) Inputs {
 		}
 	})
 	human := write("review.csv", func(w *bufio.Writer) {
-		w.WriteString("id,prompt,prediction,reference,score\n")
+		fmt.Fprint(w, "id,prompt,prediction,reference,score\n")
 		for i := 0; i < 200; i++ {
 			fmt.Fprintf(w, "%d,p,x,y,%d\n", i, 1+r.IntN(5))
 		}

@@ -34,14 +34,15 @@ func TestGateOneHugePredictionBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	w.WriteString(`{"prediction":"the cat sat","reference":"the cat sat down"}` + "\n")
-	w.WriteString(`{"id":"big-1","reference":"short","prediction":"`)
+	// A bufio.Writer's error sticks: Flush reports any of these.
+	_, _ = w.WriteString(`{"prediction":"the cat sat","reference":"the cat sat down"}` + "\n")
+	_, _ = w.WriteString(`{"id":"big-1","reference":"short","prediction":"`)
 	const word = "lorem ipsum dolor sit amet "
 	for n := 0; n+len(word) < 64<<20-100; n += len(word) {
-		w.WriteString(word)
+		_, _ = w.WriteString(word)
 	}
-	w.WriteString(`"}` + "\n")
-	w.WriteString(`{"prediction":"a dog","reference":"a dog"}` + "\n")
+	_, _ = w.WriteString(`"}` + "\n")
+	_, _ = w.WriteString(`{"prediction":"a dog","reference":"a dog"}` + "\n")
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,10 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "gate")
 	defer os.RemoveAll(dir)
 	preds := filepath.Join(dir, "preds.jsonl")
-	os.WriteFile(preds, []byte(`{"prediction": "The cat sat on the mat.", "references": ["The cat sat on the mat."]}`+"\n"), 0o644)
+	if err := os.WriteFile(preds, []byte(`{"prediction": "The cat sat on the mat.", "references": ["The cat sat on the mat."]}`+"\n"), 0o644); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	gates, err := eval.ParseGates([]string{"bleu>=40"}) // --gate bleu>=40
 	if err != nil {

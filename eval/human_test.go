@@ -24,8 +24,12 @@ func TestWriteReviewSample(t *testing.T) {
 	if err := WriteReviewSample(&a, preds, 10, 42); err != nil {
 		t.Fatal(err)
 	}
-	WriteReviewSample(&b, preds, 10, 42)
-	WriteReviewSample(&c, preds, 10, 43)
+	if err := WriteReviewSample(&b, preds, 10, 42); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteReviewSample(&c, preds, 10, 43); err != nil {
+		t.Fatal(err)
+	}
 	if a.String() != b.String() {
 		t.Error("same seed, different sample")
 	}
@@ -49,7 +53,9 @@ func TestWriteReviewSample(t *testing.T) {
 	}
 	// n <= 0 or n >= len: everything, in order; ids fall back to position.
 	var all bytes.Buffer
-	WriteReviewSample(&all, preds, 0, 1)
+	if err := WriteReviewSample(&all, preds, 0, 1); err != nil {
+		t.Fatal(err)
+	}
 	rows, _ = csv.NewReader(strings.NewReader(all.String())).ReadAll()
 	if len(rows) != 51 || rows[2][0] != "2" || rows[4][3] != "positive" || rows[1][3] != "r1 || r2" {
 		t.Errorf("full export: %d rows, %q %q %q", len(rows), rows[2][0], rows[4][3], rows[1][3])

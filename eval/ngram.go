@@ -112,7 +112,7 @@ type ngramSlot struct {
 	id    int32
 }
 
-// ngramTable maps n-gram keys to local ids 1..n() for the current epoch.
+// ngramTable maps n-gram keys to local ids 1..count for the current epoch.
 type ngramTable struct {
 	slots []ngramSlot
 	mask  uint64
@@ -144,9 +144,6 @@ func (t *ngramTable) reset() {
 		t.epoch = 1
 	}
 }
-
-// n is the number of local ids handed out in this epoch.
-func (t *ngramTable) n() int { return int(t.count) }
 
 func hash64(k uint64) uint64 {
 	k ^= k >> 33

@@ -459,7 +459,7 @@ func dsSettingsFromJSON(name string, data []byte) (dsSettings, Errors) {
 		return s, Errors{{File: name, Pos: pos[""], Msg: "DeepSpeed config: want a JSON object"}}
 	}
 	get := func(path string) (any, bool) {
-		var cur any = root
+		cur := any(root)
 		for _, k := range strings.Split(path, ".") {
 			m, ok := cur.(map[string]any)
 			if !ok {

@@ -53,7 +53,7 @@ func TestREADMEPipelineExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README's deploy and monitor keys:\n%v", err)
 	}
-	if p.Deploy.Strategy != "canary" || p.Deploy.Canary.Percent != 10 || p.Monitor.Window.Duration.Minutes() != 15 {
+	if p.Deploy.Strategy != "canary" || p.Deploy.Canary.Percent != 10 || p.Monitor.Window.Minutes() != 15 {
 		t.Errorf("parsed deploy %+v monitor %+v", p.Deploy, p.Monitor)
 	}
 }

@@ -99,9 +99,11 @@ func TestSecretFileModeWarns(t *testing.T) {
 	dir := t.TempDir()
 	open := filepath.Join(dir, "open")
 	private := filepath.Join(dir, "private")
-	os.WriteFile(open, []byte("x"), 0o644)
-	os.Chmod(open, 0o644)
-	os.WriteFile(private, []byte("x"), 0o600)
+	for _, err := range []error{os.WriteFile(open, []byte("x"), 0o644), os.Chmod(open, 0o644), os.WriteFile(private, []byte("x"), 0o600)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	src := deployBase + "environment:\n  secrets:\n    A: {file: " + open + "}\n    B: {file: " + private + "}\n    C: {file: " + filepath.Join(dir, "missing") + "}\n"
 	p, err := Parse("p.yaml", "/srv/x/p.yaml", []byte(src), LoadOptions{})
 	if err != nil {

@@ -5,8 +5,10 @@
 # slurm/rest/VERSION/openapi.json, then oapi-codegen writes
 # slurm/rest/VERSION/types.gen.go from it.
 #
-#   scripts/gen-rest.sh              # all versions
-#   scripts/gen-rest.sh v0041        # one
+#   scripts/gen-rest.sh              # all versions, then the adapters
+#   scripts/gen-rest.sh v0041        # one (v0041 also rewrites its adapter)
+#   scripts/gen-rest.sh adapters     # only slurm/rest/api0041.go, derived
+#                                    # from api0040.go (edit that one)
 #   go generate ./slurm/rest/...     # the same, through go:generate
 #
 # Sources: v0.0.38 is slurm/rest/v0038/source-22.05.8-live.json (GET
@@ -21,6 +23,15 @@ OAPI_CODEGEN=github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
 root=$(cd "$(dirname "$0")/.." && pwd)
 spec_dir=${SLURM_OPENAPI_DIR:-$root/../shared/slurm-openapi}
 [ $# -gt 0 ] || set -- v0038 v0040 v0041
+
+adapters() {
+	(cd "$root" && go run ./slurm/rest/internal/gen/adapter)
+	echo "gen-rest: slurm/rest/api0041.go from api0040.go"
+}
+if [ "$*" = adapters ]; then
+	adapters
+	exit 0
+fi
 
 for v in "$@"; do
 	case $v in
@@ -38,4 +49,5 @@ for v in "$@"; do
 	(cd "$root" && go run ./slurm/rest/internal/gen/prunespec -profile "$v" -in "$src" -out "slurm/rest/$v/openapi.json")
 	(cd "$root/slurm/rest/$v" && go run "$OAPI_CODEGEN" -config oapi-codegen.yaml openapi.json)
 	echo "gen-rest: slurm/rest/$v: openapi.json, types.gen.go"
+	[ "$v" != v0041 ] || adapters
 done

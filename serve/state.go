@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 )
 
 // DefaultHealthPath is the path probed on a backend when neither the backend
@@ -154,9 +155,8 @@ func ReadState(path string) (State, error) {
 
 // WriteState validates s and writes it to path atomically: the document is
 // written to a temporary file in the same directory, synced, and renamed over
-// path, so a router polling the file never reads a partial document. The
-// directory is synced afterwards (best effort) so the rename survives a
-// crash.
+// path, so a router polling the file never reads a partial document; the
+// directory is synced afterwards so the rename survives a crash (atomicfile).
 func WriteState(path string, s State) error {
 	data, err := MarshalState(s)
 	if err != nil {
@@ -165,36 +165,9 @@ func WriteState(path string, s State) error {
 	return writeFileAtomic(path, data)
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("write state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write state: sync: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write state: close: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write state: rename: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // Not all filesystems (NFS, some FUSE) support syncing a directory.
-		_ = d.Close()
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func ParseSbatchOptions(words []string) (opts []SbatchOpt, rest []string, err er
 						return nil, nil, fmt.Errorf("option --%s requires an argument", n)
 					}
 					i++
-					v, hasV = words[i], true
+					v = words[i]
 				}
 				opts = append(opts, SbatchOpt{Name: n, Value: v, HasValue: true})
 			case sbatchLongNoArg[n]:
@@ -148,4 +148,107 @@ func ParseSbatchOptions(words []string) (opts []SbatchOpt, rest []string, err er
 		}
 	}
 	return opts, nil, nil
+}
+
+// Directives are a batch script's #SBATCH lines (those before its first
+// command), as sbatch reads them.
+type Directives struct {
+	// Lines are the directive lines to copy into a wrapper script, less
+	// the options that make sense only on a command line (--wait,
+	// --parsable).
+	Lines []string
+	Opts  []SbatchOpt
+}
+
+// ParseDirectives reads a script's #SBATCH lines. The first line is the #!
+// line; the directives end at the first line that is not blank or a comment.
+func ParseDirectives(script []byte) (Directives, error) {
+	var d Directives
+	lines := strings.Split(string(script), "\n")
+	for _, line := range lines[1:] { // the first is the #! line
+		t := strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		switch {
+		case t == "":
+			continue
+		case strings.HasPrefix(line, "#SBATCH"):
+			words := DirectiveWords(line[len("#SBATCH"):])
+			opts, rest, err := ParseSbatchOptions(words)
+			if err != nil {
+				return d, fmt.Errorf("directive %q: %w", line, err)
+			}
+			if len(rest) > 0 {
+				return d, fmt.Errorf("directive %q: %q is not an option", line, rest[0])
+			}
+			keep := true
+			for _, o := range opts {
+				if o.Name == "wait" || o.Name == "parsable" {
+					keep = false
+				}
+			}
+			if keep {
+				d.Lines = append(d.Lines, line)
+			} else {
+				var kept []string
+				for _, o := range opts {
+					if o.Name != "wait" && o.Name != "parsable" {
+						kept = append(kept, quoteDirective(o.Arg()))
+					}
+				}
+				if len(kept) > 0 {
+					d.Lines = append(d.Lines, "#SBATCH "+strings.Join(kept, " "))
+				}
+			}
+			d.Opts = append(d.Opts, opts...)
+		case strings.HasPrefix(t, "#"):
+			continue
+		default:
+			return d, nil
+		}
+	}
+	return d, nil
+}
+
+// DirectiveWords splits what follows #SBATCH as sbatch 22.05 does: on blanks,
+// quotes grouping (and removed), up to an unquoted # (the rest of the line
+// is a comment, even inside a word: "--job-name=a#b" names the job "a").
+func DirectiveWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQ, have := byte(0), false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inQ != 0:
+			if c == inQ {
+				inQ = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			inQ, have = c, true
+		case c == '#':
+			i = len(s)
+			continue
+		case c == ' ' || c == '\t' || c == '\r':
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func quoteDirective(w string) string {
+	if strings.ContainsAny(w, " \t#'") {
+		return `"` + w + `"`
+	}
+	return w
 }

@@ -176,7 +176,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		_ = tx.Rollback() // fn's error is the one to report; database/sql drops a connection whose rollback failed
 		return err
 	}
 	return tx.Commit()

@@ -59,6 +59,8 @@ type Layout struct {
 	Dir, Logs, Data, Checkpoints, Eval, Pipeline, Hparams string
 	// Metrics holds each stage's metrics file (MetricsPath).
 	Metrics string
+	// GPU holds the GPU exporter's samples-<host>.jsonl and its log.
+	GPU string
 }
 
 // LayoutOf returns the file layout of a run directory.
@@ -72,6 +74,7 @@ func LayoutOf(dir string) Layout {
 		Pipeline:    filepath.Join(dir, "pipeline.yaml"),
 		Hparams:     filepath.Join(dir, "hyperparameters.json"),
 		Metrics:     filepath.Join(dir, "metrics"),
+		GPU:         filepath.Join(dir, "gpu"),
 	}
 }
 
@@ -307,7 +310,7 @@ func directiveSafe(p string) bool {
 // Quote quotes s for a POSIX shell: the shell reads it back as exactly s.
 func Quote(s string) string {
 	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@+,", r))
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("-_./=:@+,", r)
 	}) {
 		return s
 	}

@@ -376,7 +376,7 @@ func TestJobName(t *testing.T) {
 func TestLayout(t *testing.T) {
 	l := LayoutOf("/r/x")
 	want := Layout{Dir: "/r/x", Logs: "/r/x/logs", Data: "/r/x/data", Checkpoints: "/r/x/checkpoints", Eval: "/r/x/eval",
-		Pipeline: "/r/x/pipeline.yaml", Hparams: "/r/x/hyperparameters.json", Metrics: "/r/x/metrics"}
+		Pipeline: "/r/x/pipeline.yaml", Hparams: "/r/x/hyperparameters.json", Metrics: "/r/x/metrics", GPU: "/r/x/gpu"}
 	if l != want {
 		t.Errorf("LayoutOf = %+v, want %+v", l, want)
 	}

@@ -17,7 +17,7 @@ import (
 // 2 nodes, with GPUs and on CPU, against golden files; every one must pass
 // shellcheck and bash -n and keep its #SBATCH lines first.
 func TestRenderLaunchers(t *testing.T) {
-	type want struct{ lines, absent []string }
+	type want struct{ lines []string }
 	launchers := map[string]want{
 		"srun": {lines: []string{
 			`  bash -c 'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS; exec "$@"' slurmtune-rank \`,
@@ -285,11 +285,12 @@ func TestTrainScriptRequeue(t *testing.T) {
 				var payloadPID int
 				for {
 					if b, err := os.ReadFile(filepath.Join(runDir, "running")); err == nil {
-						fmt.Sscan(string(b), &payloadPID)
-						break
+						if _, err := fmt.Sscan(string(b), &payloadPID); err == nil {
+							break
+						}
 					}
 					if time.Now().After(deadline) {
-						cmd.Process.Kill()
+						_ = cmd.Process.Kill()
 						t.Fatalf("the payload never started:\n%s", out.String())
 					}
 					time.Sleep(20 * time.Millisecond)
@@ -299,7 +300,9 @@ func TestTrainScriptRequeue(t *testing.T) {
 				}
 				if tt.signal == syscall.SIGTERM && payloadPID > 0 {
 					// Slurm signals every process of the job, not only the script.
-					syscall.Kill(payloadPID, syscall.SIGTERM)
+					if err := syscall.Kill(payloadPID, syscall.SIGTERM); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			done := make(chan error, 1)
@@ -308,7 +311,7 @@ func TestTrainScriptRequeue(t *testing.T) {
 			select {
 			case err = <-done:
 			case <-time.After(60 * time.Second):
-				cmd.Process.Kill()
+				_ = cmd.Process.Kill()
 				t.Fatalf("the script did not end:\n%s", out.String())
 			}
 			code := 0

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/cmd/slurmtune/internal/clix"
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
 	"github.com/slurmtune/slurmtune/store"
@@ -26,32 +23,11 @@ var (
 	date    = "unknown"
 )
 
-// versionLine is what --version prints after "slurmtune version ". A
-// binary built without the ldflags (`go install ...@v1.2.3`) reports what
-// Go recorded in it: the module version, and the VCS revision and time.
-func versionLine() string {
-	v, c, d := version, commit, date
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch {
-			case s.Key == "vcs.revision" && c == "unknown":
-				c = s.Value
-			case s.Key == "vcs.time" && d == "unknown":
-				d = s.Value
-			}
-		}
-	}
-	return fmt.Sprintf("%s (commit %s, built %s, %s/%s, %s)", v, c, d, runtime.GOOS, runtime.GOARCH, runtime.Version())
-}
-
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                      "slurmtune",
 		Usage:                     "fine-tune LLMs on Slurm: one pipeline file to a tracked chain of jobs",
-		Version:                   versionLine(),
+		Version:                   clix.VersionLine(version, commit, date),
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
 		DisableSliceFlagSeparator: true,
@@ -60,38 +36,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "db", Usage: "SQLite database `PATH` (default $XDG_STATE_HOME/slurmtune/slurmtune.db)", EnvVars: []string{"SLURMTUNE_DB"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)", EnvVars: []string{"SLURMTUNE_LOG_LEVEL"}},
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
-		ExitErrHandler: func(*cli.Context, error) {
-			// Errors become exit codes in run(), not here.
-		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "slurmtune: no command %q (see slurmtune --help)\n", name)
-			os.Exit(exitInvalid)
-		},
-		Commands: []*cli.Command{
-			validateCommand(),
-			renderCommand(),
-			submitCommand(),
-			statusCommand(),
-			logsCommand(),
-			cancelCommand(),
-			syncCommand(),
-			deployCommand(),
-			prepCommand(),
-			gateCommand(),
-			routerCommand(),
-			exporterCommand(),
-			gpuCommand(),
-			sbatchCommand(),
-			retryCommand(),
-			dbCommand(),
-			reviewCommand(),
-			clusterCommand(),
-			driftCommand(),
-			completionCommand(),
-			metricsCommand(),
-			compareCommand(),
-			uiCommand(),
+		OnUsageError:   func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		ExitErrHandler: func(*cli.Context, error) {}, // errors become exit codes in run(), not here
+		// In the order `slurmtune --help` lists them.
+		Commands: []*cli.Command{validateCommand(), renderCommand(), submitCommand(), statusCommand(), logsCommand(),
+			cancelCommand(), syncCommand(), deployCommand(), prepCommand(), gateCommand(), routerCommand(),
+			exporterCommand(), gpuCommand(), sbatchCommand(), retryCommand(), dbCommand(), reviewCommand(),
+			clusterCommand(), driftCommand(), completionCommand(), metricsCommand(), compareCommand(), uiCommand(),
 		},
 	}
 	usageErrors(app.Commands)

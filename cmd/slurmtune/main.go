@@ -10,9 +10,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/cmd/slurmtune/internal/clix"
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/slurm"
 )
 
 // Exit codes, documented in the README.
@@ -34,12 +39,17 @@ func main() {
 // where that happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	var err error
-	if !completing(args) {
-		args, err = reorderArgs(app, args)
+	// urfave/cli carries on without an error after an unknown command.
+	var notFound error
+	app.CommandNotFound = func(_ *cli.Context, name string) {
+		notFound = usagef("no command %q (see slurmtune --help)", name)
 	}
-	if err == nil {
-		err = app.RunContext(ctx, args)
+	args, err := clix.ReorderArgs(app, args)
+	if err != nil {
+		return report(usageError{err}, stderr)
+	}
+	if err = app.RunContext(ctx, args); err == nil {
+		err = notFound
 	}
 	return report(err, stderr)
 }
@@ -63,15 +73,14 @@ func report(err error, stderr io.Writer) int {
 		return exitInvalid
 	}
 	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "slurmtune: %v\n", err)
-		return exitInvalid
-	}
-	if errors.Is(err, context.Canceled) {
+	if !errors.As(err, &ue) && errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "slurmtune: interrupted")
 		return exitFailure
 	}
 	fmt.Fprintf(stderr, "slurmtune: %v\n", err)
+	if errors.As(err, &ue) {
+		return exitInvalid
+	}
 	return exitFailure
 }
 
@@ -91,3 +100,15 @@ type exitError struct {
 }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
+
+// commandExit passes on the answer of a Slurm command that refused: its
+// stderr, and its exit code (at least 1). Other errors (a submit whose
+// answer was lost among them) are returned as they are.
+func commandExit(err error) error {
+	var ce interface{ ExitStatus() (int, string) }
+	if !errors.Is(err, slurm.ErrSubmitUncertain) && errors.As(err, &ce) {
+		code, stderr := ce.ExitStatus()
+		return exitError{code: max(code, 1), msg: strings.TrimRight(stderr, "\n")}
+	}
+	return err
+}

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -153,7 +152,7 @@ func writeMetricsText(w io.Writer, out metricsJSON) error {
 	if len(out.Points) == 0 {
 		fmt.Fprintln(w, "no metrics recorded yet (payloads append them to $SLURMTUNE_METRICS_FILE; see the README's payload contract)")
 	} else {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "STAGE\tNAME\tSTEP\tTIME\tVALUE\tJOB\tATTEMPT\tRESTART")
 		for _, p := range out.Points {
 			step := "-"
@@ -368,7 +367,7 @@ func wallSeconds(r *store.Run) *int64 {
 }
 
 func writeCompareText(w io.Writer, out compareJSON) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	row := func(label string, cell func(c compareRunJSON) string) {
 		cells := []string{label}
 		for _, c := range out.Runs {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -206,7 +205,7 @@ func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, res
 }
 
 func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tLOSS\tEVAL\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
 	for _, r := range runs {
 		for i, s := range r.Stages {

@@ -84,7 +84,9 @@ func TestInstallBinary(t *testing.T) {
 
 	// A copy without its checksum file (an upload cut short) is written again.
 	os.Remove(got + ".sha256")
-	os.WriteFile(got, []byte("partial"), 0o755)
+	if err := os.WriteFile(got, []byte("partial"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := InstallBinary(ctx, local.FS{}, dir, "1.0", data); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,9 @@ func (l login) Output(_ context.Context, argv ...string) ([]byte, error) {
 func TestComputeBinaryResolve(t *testing.T) {
 	ctx := context.Background()
 	self := filepath.Join(t.TempDir(), "slurmtune")
-	os.WriteFile(self, []byte("binary"), 0o755)
+	if err := os.WriteFile(self, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	build := func(p Platform) (Build, error) {
 		if p != (Platform{"linux", "amd64"}) {
 			return Build{}, errors.New("no build for " + p.String())

@@ -3,7 +3,9 @@
 // step with what Slurm says about them (one refresh across every cluster
 // the runs were submitted to), follows a run and its logs, and cancels
 // them; it also renders a run's scripts to a directory and works out the
-// slurmtune binary the compute nodes run.
+// slurmtune binary the compute nodes run. The one-stage runs of `slurmtune
+// sbatch` are submitted and tracked the same way (sbatch.go); every job goes
+// through SubmitStage.
 package chain
 
 import (
@@ -287,7 +289,7 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	for _, sc := range prep.Scripts {
 		req := stageRequest(prep, sc, prev)
 		req.Secrets = secrets
-		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
+		id, err := s.SubmitStage(ctx, prep.ID, sc.Stage, req)
 		if errors.Is(err, slurm.ErrSubmitUncertain) {
 			// The job may be in Slurm and could not be looked up now (the
 			// connection is gone): leave the run submitting, with the intent
@@ -334,56 +336,6 @@ func (s *Service) writeRunDir(ctx context.Context, prep *Prepared) error {
 		}
 	}
 	return nil
-}
-
-// submitStage records the intent, runs sbatch and records the job. A
-// submit whose outcome is unknown is looked up by its comment tag before
-// anything else happens, so a stage is never submitted twice.
-func (s *Service) submitStage(ctx context.Context, runID, stage string, req slurm.SubmitRequest) (string, error) {
-	if err := s.Store.RecordIntent(ctx, runID, stage); err != nil {
-		return "", err
-	}
-	id, err := s.Client.Submit(ctx, req)
-	if errors.Is(err, slurm.ErrSubmitUncertain) {
-		s.Log.Warn("submit outcome unknown; looking the job up by its tag", "run", runID, "stage", stage, "tag", req.Comment)
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		found, lerr := s.findTagged(lctx, req.Comment)
-		cancel()
-		switch {
-		case lerr != nil:
-			return "", fmt.Errorf("%w; looking it up by tag %s also failed (the next command reconciles): %v", err, req.Comment, lerr)
-		case found != "":
-			id, err = found, nil
-		}
-	}
-	if err != nil {
-		if !errors.Is(err, slurm.ErrSubmitUncertain) {
-			// sbatch answered: nothing reached Slurm.
-			if cerr := s.Store.ClearIntent(context.WithoutCancel(ctx), runID, stage); cerr != nil {
-				s.Log.Warn("clear intent", "err", cerr)
-			}
-		}
-		return "", err
-	}
-	if err := s.Store.RecordSubmitted(ctx, runID, stage, s.Cluster, id); err != nil {
-		return "", err
-	}
-	s.Log.Info("submitted", "run", runID, "stage", stage, "job", id)
-	return id, nil
-}
-
-// findTagged returns the id of the job carrying exactly this comment tag.
-func (s *Service) findTagged(ctx context.Context, tag string) (string, error) {
-	js, err := s.Client.JobsByComment(ctx, tag)
-	if err != nil {
-		return "", err
-	}
-	for _, j := range js {
-		if j.Comment == tag {
-			return j.ID, nil
-		}
-	}
-	return "", nil
 }
 
 // interrupted cancels what a failed submission already submitted and marks

@@ -15,7 +15,9 @@ import (
 func TestCheckFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, mode os.FileMode) {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), mode); err != nil {
 			t.Fatal(err)
 		}
@@ -78,15 +80,21 @@ environment: {container: {runtime: apptainer, image: /no/such.sif}}
 // this host's, standing in for the login node's).
 func TestCheckFilesModel(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "train.py"), []byte("x"), 0o644)
-	os.Mkdir(filepath.Join(dir, "model"), 0o755)
 	file := filepath.Join(dir, "p.yaml")
-	os.WriteFile(file, []byte(`name: t
+	for _, err := range []error{
+		os.WriteFile(filepath.Join(dir, "train.py"), []byte("x"), 0o644),
+		os.Mkdir(filepath.Join(dir, "model"), 0o755),
+		os.WriteFile(file, []byte(`name: t
 cluster: {transport: ssh, ssh: {host: login1}}
 data: {inputs: [`+dir+`/train.py]}
 train: {script: train.py}
 model: {base: `+dir+`/model, tokenizer: `+dir+`/tok}
-`), 0o644)
+`), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	p, err := jobs.Load(file, jobs.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)

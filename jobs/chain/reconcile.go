@@ -181,7 +181,7 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 		}
 		sreq := slurm.SubmitRequest{Script: script, ScriptPath: path, WorkDir: r.RunDir, AfterOK: prev,
 			Comment: StageTag(r.ID, st.Name, st.Attempt+1), ExtraArgs: []string{"--output=" + l.LogPath(st.Name)}, Secrets: secrets}
-		id, err := s.submitStage(ctx, r.ID, st.Name, sreq)
+		id, err := s.SubmitStage(ctx, r.ID, st.Name, sreq)
 		if err != nil {
 			return nil, s.interrupted(ctx, r.ID, submitted, fmt.Errorf("retry %s stage: %w", st.Name, err))
 		}

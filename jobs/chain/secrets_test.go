@@ -79,7 +79,7 @@ func TestEnvSecretsSentNotWritten(t *testing.T) {
 		}
 	}
 	dir := sub.Run.RunDir
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -105,6 +105,9 @@ func TestEnvSecretsSentNotWritten(t *testing.T) {
 		}
 		return nil
 	})
+	if walkErr != nil {
+		t.Fatal(walkErr)
+	}
 
 	// Retry reads the variable again.
 	live, err := st.LiveJobs(ctx)

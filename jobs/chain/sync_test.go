@@ -39,7 +39,7 @@ func TestSyncCommandCountIsConstant(t *testing.T) {
 	ctx := context.Background()
 	real := local.NewClient()
 	var held []string
-	t.Cleanup(func() { real.Cancel(context.Background(), held) })
+	t.Cleanup(func() { _ = real.Cancel(context.Background(), held) })
 	for i := 0; i < 20; i++ {
 		id, err := real.Submit(ctx, slurm.SubmitRequest{
 			Script:    []byte("#!/bin/sh\ntrue\n"),

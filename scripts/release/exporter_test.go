@@ -133,7 +133,7 @@ func runExporter(t *testing.T, argv []string, env []string) (string, string) {
 	defer func() {
 		if !stopped {
 			_ = cmd.Process.Kill()
-			<-done
+			t.Logf("exporter after the kill: %v", <-done)
 		}
 	}()
 

@@ -131,7 +131,7 @@ func TestOldUserland(t *testing.T) {
 				"slurmtune":                       bin,
 				"examples/tiny/pipeline.yaml":     filepath.Join(repo, "examples/tiny/pipeline.yaml"),
 				"examples/tiny/data/corpus.jsonl": filepath.Join(repo, "examples/tiny/data/corpus.jsonl"),
-				"scripts/payloads/tiny_lm.py":              filepath.Join(repo, "scripts/payloads/tiny_lm.py"),
+				"scripts/payloads/tiny_lm.py":     filepath.Join(repo, "scripts/payloads/tiny_lm.py"),
 			}
 			dir := u.copyInto(t, files)
 			st := dir + "/slurmtune"

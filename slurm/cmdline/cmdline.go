@@ -68,7 +68,7 @@ func (c *Client) Submit(ctx context.Context, req slurm.SubmitRequest) (string, e
 	}
 	out, err := c.run.Run(ctx, cmd)
 	if err != nil {
-		return "", fmt.Errorf("sbatch: %w", classify(err))
+		return "", fmt.Errorf("sbatch: %w", submitError(err))
 	}
 	id, err := ParseSbatchParsable(out)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -218,3 +219,14 @@ func HostFS() slurm.FileSystem { return local.FS{} }
 // HostClient is Slurm through this host's commands: the login node's, or, in
 // a job, the node the job runs on (the deploy stage's switches and queries).
 func HostClient() slurm.Client { return local.NewClient() }
+
+// SbatchAsIs runs sbatch with args on stdin, stdout and stderr as the user
+// typed it (`slurmtune sbatch` with options it does not wrap); only the local
+// transport can.
+func (cl *Cluster) SbatchAsIs(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c, ok := cl.Client.(*cmdline.Client)
+	if !ok || cl.Transport != "local" {
+		return errors.New("sbatch: this transport cannot run sbatch as is (only the local one can)")
+	}
+	return c.SbatchAsIs(ctx, args, stdin, stdout, stderr)
+}

@@ -12,9 +12,7 @@ import (
 	"github.com/slurmtune/slurmtune/slurm/rest/v0040"
 )
 
-// api0040 speaks openapi/v0.0.40 and its slurmdb half (Slurm 23.11 to
-// 24.11). api0041.go is the same code over v0.0.41's types; keep them in
-// step.
+// api0040 speaks openapi/v0.0.40 and its slurmdb half (see adapter.go).
 type api0040 struct{ c *Client }
 
 func (a *api0040) version() string { return V0040 }
@@ -132,16 +130,16 @@ func desc0040(s *jobSpec) (v0040.V0040JobDescMsg, error) {
 		p.MaximumNodes = num(s.MaxNodes)
 	}
 	if s.MemPerNode != nil {
-		p.MemoryPerNode = &v0040.V0040Uint64NoVal{Set: ptr(true), Number: ptr(*s.MemPerNode)}
+		setNoVal(&p.MemoryPerNode, noValue{Set: ptr(true), Number: ptr(*s.MemPerNode)})
 	}
 	if s.MemPerCPU != nil {
-		p.MemoryPerCpu = &v0040.V0040Uint64NoVal{Set: ptr(true), Number: ptr(*s.MemPerCPU)}
+		setNoVal(&p.MemoryPerCpu, noValue{Set: ptr(true), Number: ptr(*s.MemPerCPU)})
 	}
 	switch {
 	case s.TimeLimit < 0:
-		p.TimeLimit = &v0040.V0040Uint32NoVal{Infinite: ptr(true)}
+		setNoVal(&p.TimeLimit, noValue{Infinite: ptr(true)})
 	case s.TimeLimit > 0:
-		p.TimeLimit = &v0040.V0040Uint32NoVal{Set: ptr(true), Number: ptr(int64(s.TimeLimit))}
+		setNoVal(&p.TimeLimit, noValue{Set: ptr(true), Number: ptr(int64(s.TimeLimit))})
 	}
 	if s.Nodelist != "" {
 		p.RequiredNodes = &[]string{s.Nodelist}
@@ -229,39 +227,18 @@ func job0040(j *v0040.V0040JobInfo, now time.Time) slurm.Job {
 		Restarts: int(deref(j.RestartCnt)),
 		Nodes:    deref(j.Nodes),
 		Comment:  deref(j.Comment),
-		Start:    unixTime(noVal0040(j.StartTime)),
-		End:      unixTime(noVal0040(j.EndTime)),
+		Start:    unixTime(noVal(j.StartTime)),
+		End:      unixTime(noVal(j.EndTime)),
 		Source:   sourceController,
 	}
 	if ec := j.ExitCode; ec != nil {
-		job.ExitCode = int(noVal0040u32(ec.ReturnCode))
+		job.ExitCode = int(noVal(ec.ReturnCode))
 		if ec.Signal != nil {
-			job.Signal = int(noVal0040u16(ec.Signal.Id))
+			job.Signal = int(noVal(ec.Signal.Id))
 		}
 	}
 	finishJob(&job, now)
 	return job
-}
-
-func noVal0040(v *v0040.V0040Uint64NoVal) int64 {
-	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
-		return 0
-	}
-	return deref(v.Number)
-}
-
-func noVal0040u32(v *v0040.V0040Uint32NoVal) int64 {
-	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
-		return 0
-	}
-	return deref(v.Number)
-}
-
-func noVal0040u16(v *v0040.V0040Uint16NoVal) int64 {
-	if v == nil || v.Set != nil && !*v.Set || deref(v.Infinite) {
-		return 0
-	}
-	return deref(v.Number)
 }
 
 func (a *api0040) job(ctx context.Context, id string) (*slurm.Job, error) {
@@ -344,9 +321,9 @@ func (a *api0040) db(ctx context.Context, q dbQuery) ([]slurm.Job, error) {
 			job.Comment = deref(j.Comment.Job)
 		}
 		if ec := j.ExitCode; ec != nil {
-			job.ExitCode = int(noVal0040u32(ec.ReturnCode))
+			job.ExitCode = int(noVal(ec.ReturnCode))
 			if ec.Signal != nil {
-				job.Signal = int(noVal0040u16(ec.Signal.Id))
+				job.Signal = int(noVal(ec.Signal.Id))
 			}
 		}
 		var sub int64
@@ -384,19 +361,4 @@ func (a *api0040) cancel(ctx context.Context, id string) error {
 		return classify(e)
 	}
 	return nil
-}
-
-// gresToTRES turns sbatch's --gres list ("gpu:4,nic:1") into the
-// tres_per_node form v0.0.40+ take ("gres/gpu:4,gres/nic:1").
-func gresToTRES(gres string) string {
-	if gres == "" {
-		return ""
-	}
-	parts := strings.Split(gres, ",")
-	for i, p := range parts {
-		if !strings.Contains(p, "/") {
-			parts[i] = "gres/" + p
-		}
-	}
-	return strings.Join(parts, ",")
 }

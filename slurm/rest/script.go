@@ -151,61 +151,9 @@ func directives(script []byte) []string {
 		if !ok || rest != "" && rest[0] != ' ' && rest[0] != '\t' {
 			continue
 		}
-		// A directive line ends at an unquoted '#' (a comment).
-		out = append(out, splitWords(stripComment(rest))...)
+		out = append(out, slurm.DirectiveWords(rest)...)
 	}
 	return joinSeparateValues(out)
-}
-
-func stripComment(s string) string {
-	inQ := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inQ != 0:
-			if c == inQ {
-				inQ = 0
-			}
-		case c == '"' || c == '\'':
-			inQ = c
-		case c == '#':
-			return s[:i]
-		}
-	}
-	return s
-}
-
-// splitWords splits on white space outside quotes and removes the quotes.
-func splitWords(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inQ, have := byte(0), false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inQ != 0:
-			if c == inQ {
-				inQ = 0
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '"' || c == '\'':
-			inQ, have = c, true
-		case c == ' ' || c == '\t':
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if have {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // splitArgs normalises ExtraArgs (each may be "--opt=v", "--opt v" split

@@ -10,12 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 )
 
 // SFTP returns the connection's SFTP client, opening it on first use. A
@@ -322,35 +323,25 @@ func (c *Conn) Fetch(ctx context.Context, remotePath, localPath string) (err err
 	if err != nil {
 		return c.fsErr("fetch", remotePath, err)
 	}
-	lf, err := os.CreateTemp(filepath.Dir(localPath), "."+filepath.Base(localPath)+".tmp-*")
+	lf, err := atomicfile.Create(localPath, fi.Mode().Perm())
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			lf.Close()
-			os.Remove(lf.Name())
-		}
-	}()
 	if _, err = rf.WriteTo(&ctxWriter{ctx: ctx, w: lf}); err != nil {
+		lf.Abort()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return c.fsErr("fetch", remotePath, err)
 	}
-	if err = lf.Chmod(fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if err = lf.Sync(); err != nil {
-		return err
-	}
 	if err = lf.Close(); err != nil {
 		return err
 	}
 	if err = ctx.Err(); err != nil {
+		lf.Abort()
 		return err
 	}
-	return os.Rename(lf.Name(), localPath)
+	return lf.Commit()
 }
 
 // ctxReader stops reading when ctx ends; Size lets sftp write concurrently.

@@ -1,4 +1,6 @@
-package main
+// Package clix is what slurmtune adds to urfave/cli: flags accepted after
+// positional arguments, shell completion scripts, and the version line.
+package clix
 
 import (
 	"fmt"
@@ -7,14 +9,16 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// reorderArgs moves each command's flags ahead of its positional arguments,
+// ReorderArgs moves each command's flags ahead of its positional arguments,
 // so `slurmtune validate FILE --set k=v` works as documented (urfave/cli
 // stops reading flags at the first positional argument). Everything after
 // "--" stays positional; commands that skip flag parsing are left alone.
 // A flag that takes a value but is last, or followed by another flag, is a
-// usage error (never a value taken from the next flag, or a "--").
-func reorderArgs(app *cli.App, args []string) ([]string, error) {
-	if len(args) < 2 {
+// usage error (never a value taken from the next flag, or a "--"); it is the
+// only error ReorderArgs returns. A command line asking for completions
+// (Completing) is left as the shell typed it.
+func ReorderArgs(app *cli.App, args []string) ([]string, error) {
+	if len(args) < 2 || Completing(args) {
 		return args, nil
 	}
 	out := []string{args[0]}
@@ -83,7 +87,7 @@ func reorderArgs(app *cli.App, args []string) ([]string, error) {
 // it must not be another flag.
 func flagValue(args []string, i int) (string, error) {
 	if i+1 >= len(args) || args[i+1] == "--" || len(args[i+1]) > 1 && strings.HasPrefix(args[i+1], "-") {
-		return "", usageError{fmt.Errorf("%s needs a value", args[i])}
+		return "", fmt.Errorf("%s needs a value", args[i])
 	}
 	return args[i+1], nil
 }
