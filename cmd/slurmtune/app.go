@@ -92,6 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			metricsCommand(),
 			compareCommand(),
 			uiCommand(),
+			sweepCommand(),
 		},
 	}
 	usageErrors(app.Commands)

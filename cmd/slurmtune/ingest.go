@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/slurmtune/slurmtune/eval"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -204,6 +205,9 @@ func ingestRun(ctx context.Context, e *env, st *store.Store, fsys slurm.FileSyst
 	}
 	if err := ingestEvalReport(ctx, st, fsys, r); err != nil {
 		e.log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
+	}
+	if err := sweep.Ingest(ctx, st, fsys, r); err != nil {
+		e.log.Warn("could not read the sweep's selection", "run", r.ID, "err", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/store"
 )
 
 func retryCommand() *cli.Command {
@@ -15,6 +17,7 @@ func retryCommand() *cli.Command {
 		ArgsUsage: "RUN",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "resubmit from this `STAGE` (default: the first that did not complete)"},
+			&cli.IntFlag{Name: "task", Value: -1, Usage: "a sweep run: resubmit task `K` (its train and eval), then select and deploy"},
 			&cli.BoolFlag{Name: "json", Usage: `print {"run": ID, "jobs": {STAGE: JOBID}}`},
 		},
 		Action: func(c *cli.Context) error {
@@ -25,7 +28,11 @@ func retryCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("retry: want one RUN")
 			}
-			return retryRun(c.Context, e, c.Args().First(), c.String("from"), c.Bool("json"))
+			from := c.String("from")
+			if k := c.Int("task"); k >= 0 {
+				from = store.TaskStage("train", k)
+			}
+			return retryRun(c.Context, e, c.Args().First(), from, c.Bool("json"))
 		},
 	}
 }

@@ -81,6 +81,11 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 	}
 	res.Stages = p.Stages()
 	res.fileWarnings = p.Warnings(o.file)
+	if !o.cluster && p.Sweep != nil {
+		if res.problems, err = sweepProblems(c, p, nil); len(res.problems) > 0 || err != nil {
+			return res, err
+		}
+	}
 	if !o.cluster {
 		if p.Cluster.Transport == "local" {
 			// The jobs see this host's files: look them up. (Other
@@ -94,6 +99,9 @@ func validatePipeline(c *cli.Context, e *env, o validateOptions) (*validateResul
 		return nil, err
 	}
 	defer cl.close()
+	if res.problems, err = sweepProblems(c, p, cl.client); len(res.problems) > 0 || err != nil {
+		return res, err
+	}
 	var files jobs.Errors
 	if err := cl.checkFiles(c.Context, p, o.file); errors.As(err, &files) {
 		res.problems = append(res.problems, files...)

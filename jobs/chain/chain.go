@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -116,6 +117,8 @@ type Prepared struct {
 	Scripts []templates.Script
 	files   map[string][]byte
 	modes   jobs.Modes
+	// tasks is a sweep's number of tasks (0: not a sweep).
+	tasks int
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
@@ -212,6 +215,9 @@ type SubmitOptions struct {
 	IfChanged bool
 	// Fingerprint identifies the inputs (see Fingerprint).
 	Fingerprint string
+	// Tasks are a sweep's resolved tasks (package jobs/sweep); a pipeline
+	// with a sweep section is submitted as one (see SubmitSweep).
+	Tasks []sweep.Task
 }
 
 // Submit renders p, records the run, writes the run directory and submits
@@ -223,6 +229,9 @@ type SubmitOptions struct {
 func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptions) (*Submitted, error) {
 	// The secrets given by {env: VAR} must all be there before anything
 	// is recorded or written.
+	if p.Sweep != nil {
+		return s.SubmitSweep(ctx, p, opts.Tasks, opts)
+	}
 	secrets, err := s.secretEnv(p)
 	if err != nil {
 		return nil, err

@@ -143,6 +143,9 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 	if err != nil {
 		return nil, err
 	}
+	if retry, err := s.sweepRetry(ctx, r, from); retry != nil || err != nil {
+		return retry, err
+	}
 	for _, st := range r.Stages {
 		if st.State == store.StateSubmitting || st.JobID != "" && !st.Terminal() {
 			return nil, fmt.Errorf("run %s still has a live job (%s %s): cancel it first", r.ID, st.Name, st.JobID)

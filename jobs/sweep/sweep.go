@@ -270,9 +270,11 @@ func Resolve(p *jobs.Pipeline, name string, src []byte, opts jobs.LoadOptions) (
 				return nil, err
 			}
 			for _, fe := range perrs {
-				e := taskError(p, name, pt, fe)
-				if !seen[e.Msg] {
-					seen[e.Msg] = true
+				// One line per problem, not per value: the first value
+				// with it is named.
+				e, once := taskError(p, name, pt, fe)
+				if !seen[once] {
+					seen[once] = true
 					errs = append(errs, e)
 				}
 			}
@@ -306,8 +308,9 @@ func Load(path, name string, opts jobs.LoadOptions) (*jobs.Pipeline, []Task, err
 }
 
 // taskError places a problem of a point's pipeline at the swept key it
-// comes from (or where it is, when no swept key caused it).
-func taskError(p *jobs.Pipeline, name string, pt Point, fe *jobs.FieldError) *jobs.FieldError {
+// comes from (or where it is, when no swept key caused it); once is the
+// problem without the value, to report it once.
+func taskError(p *jobs.Pipeline, name string, pt Point, fe *jobs.FieldError) (_ *jobs.FieldError, once string) {
 	key := fe.Pos.Set
 	if key == "" {
 		for _, k := range pt.Keys {
@@ -318,13 +321,13 @@ func taskError(p *jobs.Pipeline, name string, pt Point, fe *jobs.FieldError) *jo
 	}
 	if _, swept := pt.Values[key]; !swept {
 		if fe.Pos.Line == 0 && fe.Pos.Set == "" {
-			return &jobs.FieldError{File: name, Pos: p.Pos["sweep"], Msg: fmt.Sprintf("sweep: task %d (%s): %s", pt.Index, pt, fe.Msg)}
+			return &jobs.FieldError{File: name, Pos: p.Pos["sweep"], Msg: fmt.Sprintf("sweep: task %d (%s): %s", pt.Index, pt, fe.Msg)}, fe.Msg
 		}
-		return fe
+		return fe, fe.Error()
 	}
 	path := ParamPath(p.Sweep, key)
 	msg := strings.TrimPrefix(strings.TrimPrefix(fe.Msg, key+": "), "--set "+key+"="+setValue(pt.Values[key])+": ")
-	return &jobs.FieldError{File: name, Pos: p.Pos[path], Msg: fmt.Sprintf("%s: %s=%s: %s", path, key, setValue(pt.Values[key]), msg)}
+	return &jobs.FieldError{File: name, Pos: p.Pos[path], Msg: fmt.Sprintf("%s: %s=%s: %s", path, key, setValue(pt.Values[key]), msg)}, path + ": " + msg
 }
 
 // CheckArraySize refuses a sweep of n tasks on a cluster whose

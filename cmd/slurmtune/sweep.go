@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
+	"github.com/slurmtune/slurmtune/store"
+)
+
+func sweepCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sweep",
+		Usage: "a sweep run's own steps (the select job runs `sweep select`)",
+		Subcommands: []*cli.Command{{
+			Name:  "select",
+			Usage: "pick the best task that passed every gate and point the run's checkpoints and eval at it; exit 1 with the reason when none passed",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "run-dir", Required: true, Usage: "the sweep run's directory"}},
+			Action: func(c *cli.Context) error {
+				e, err := newEnv(c)
+				if err != nil {
+					return err
+				}
+				sel, err := sweep.SelectRun(c.Context, c.String("run-dir"))
+				if sel != nil {
+					for _, t := range sel.Tasks {
+						fmt.Fprintf(e.stdout, "slurmtune: task %d: %s\n", t.Task, resultLine(sel.Metric, t))
+					}
+				}
+				if err != nil {
+					return exitError{code: exitFailure, msg: "slurmtune: FAILED: " + err.Error()}
+				}
+				fmt.Fprintf(e.stdout, "slurmtune: winner: task %d\n", *sel.Winner)
+				return nil
+			},
+		}},
+	}
+}
+
+func resultLine(metric string, r sweep.Result) string {
+	s := metric + " -"
+	if r.Metric != nil {
+		s = fmt.Sprintf("%s %.6g", metric, *r.Metric)
+	}
+	if r.Passed {
+		return s + ", passed"
+	}
+	return s + ", " + r.Reason
+}
+
+// sweepTasks resolves the tasks of the sweep in the pipeline file the
+// command names (nil when p is not a sweep) and, when the cluster says its
+// MaxArraySize (client: nil for none), checks they fit one array.
+func sweepTasks(c *cli.Context, p *jobs.Pipeline, client any) ([]sweep.Task, error) {
+	if p.Sweep == nil {
+		return nil, nil
+	}
+	src, err := os.ReadFile(p.File)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	tasks, err := sweep.Resolve(p, c.Args().First(), src, jobs.LoadOptions{Sets: c.StringSlice("set")})
+	if err != nil {
+		return nil, err
+	}
+	if as, ok := client.(arraySizer); ok {
+		max, err := as.MaxArraySize(c.Context)
+		if err != nil {
+			return nil, err
+		}
+		if err := sweep.CheckArraySize(p, c.Args().First(), len(tasks), max); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
+}
+
+// arraySizer is a cluster that says its MaxArraySize (the command-line
+// transports: a small method of slurm/cmdline until the slurm package's
+// Inspector has it).
+type arraySizer interface {
+	MaxArraySize(ctx context.Context) (int, error)
+}
+
+// sweepProblems are a sweep's problems for validate (see sweepTasks).
+func sweepProblems(c *cli.Context, p *jobs.Pipeline, client any) (jobs.Errors, error) {
+	_, err := sweepTasks(c, p, client)
+	var perrs jobs.Errors
+	if errors.As(err, &perrs) {
+		return perrs, nil
+	}
+	return nil, err
+}
+
+// sweepViews are the sweep tables of the runs that are sweeps.
+func sweepViews(ctx context.Context, st *store.Store, runs []*store.Run) (map[string]*sweep.View, error) {
+	out := map[string]*sweep.View{}
+	for _, r := range runs {
+		sr, err := st.GetSweepRun(ctx, r.ID)
+		if err != nil || sr == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		tasks, err := st.SweepTasks(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[r.ID] = sweep.NewView(r, sr, tasks)
+	}
+	return out, nil
+}
+
+// writeSweepTables prints, after the runs, each sweep's table.
+func writeSweepTables(w io.Writer, runs []*store.Run, views map[string]*sweep.View) error {
+	for _, r := range runs {
+		v := views[r.ID]
+		if v == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\nsweep %s (select %s %s):\n", r.ID, v.Goal, v.Metric)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TASK\tSETTINGS\tTRAIN\tEVAL\t"+strings.ToUpper(v.Metric)+"\tGATES\tWINNER\tWHY")
+		for _, t := range v.Tasks {
+			var set []string
+			for _, k := range v.Varying {
+				set = append(set, fmt.Sprintf("%s=%v", k, t.Settings[k]))
+			}
+			metric := "-"
+			if t.Metric != nil {
+				metric = fmtMetric(*t.Metric)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Task, dash(strings.Join(set, " ")), t.Train, t.Eval, metric,
+				dash(t.Verdict), map[bool]string{true: "*", false: ""}[t.Winner], dash(oneLine(t.Why)))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
