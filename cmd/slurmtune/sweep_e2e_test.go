@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 
 // sweepPipeline writes the tiny example with its paths made absolute and
 // sweepYAML appended (a sweep's keys have dots, which --set cannot say).
-func sweepPipeline(t *testing.T, dir, sweepYAML string) string {
+func sweepPipeline(t testing.TB, dir, sweepYAML string) string {
 	t.Helper()
 	root := repoRoot(t)
 	b, err := os.ReadFile(tinyPipeline(t))
@@ -161,6 +162,43 @@ func TestE2ESweepSkipsFailedAndGatedTasks(t *testing.T) {
 			t.Errorf("status table lacks %q:\n%s", w, table.stdout)
 		}
 	}
+
+	// retry --task 2 resubmits that task alone (a one-task array keeping
+	// its id), then select and deploy; the other tasks keep their jobs.
+	jobsBefore := map[string]string{}
+	for _, st := range run.Stages {
+		jobsBefore[st.Name] = st.JobID
+	}
+	rr := slurmtune(t, db, "retry", sub.Run, "--task", "2", "--json")
+	var re submitJSON
+	if err := json.Unmarshal([]byte(rr.stdout), &re); rr.code != 0 || err != nil {
+		t.Fatalf("retry --task 2: exit %d %v: %s %s", rr.code, err, rr.stdout, rr.stderr)
+	}
+	if len(re.Jobs) != 4 || re.Jobs["train[2]"] == "" || re.Jobs["eval[2]"] == "" || re.Jobs["select"] == "" || re.Jobs["deploy"] == "" {
+		t.Fatalf("retry --task 2 submitted %v, want train[2], eval[2], select and deploy", re.Jobs)
+	}
+	s = waitEnded(t, db, sub.Run, 4*time.Minute)
+	for _, st := range s.Runs[0].Stages {
+		switch st.Name {
+		case "train[2]", "eval[2]", "select", "deploy":
+			if st.JobID == jobsBefore[st.Name] {
+				t.Errorf("%s kept job %s after the retry", st.Name, st.JobID)
+			}
+			if strings.Contains(st.Name, "[") && !strings.HasSuffix(st.JobID, "_2") {
+				t.Errorf("%s job %s is not task 2 of an array", st.Name, st.JobID)
+			}
+		default:
+			if st.JobID != jobsBefore[st.Name] {
+				t.Errorf("%s was resubmitted (%s -> %s): only task 2 was retried", st.Name, jobsBefore[st.Name], st.JobID)
+			}
+		}
+	}
+	if st := s.Runs[0].State; st != "SUCCEEDED" {
+		t.Errorf("after the retry the run is %s", st)
+	}
+	if sw := sweepStatusOf(t, db, sub.Run).Runs[0].Sweep; sw.Winner == nil || *sw.Winner != best {
+		t.Errorf("after the retry the winner is %v, want %d", sw.Winner, best)
+	}
 }
 
 // TestE2ESweepRequeueResumesOneTask stops one running task of a
@@ -217,5 +255,102 @@ func TestE2ESweepRequeueResumesOneTask(t *testing.T) {
 	}
 	if l := logOf(1); strings.Contains(l, "resumed from step") || !strings.Contains(l, "done: 100 steps") {
 		t.Errorf("task 1 should have run once, start to end:\n%s", l)
+	}
+}
+
+// TestE2EHFSweepServesWinner sweeps the demo pipeline (examples/hf-tiny:
+// HF Trainer + DeepSpeed ZeRO-2) over 3 learning rates x 2 batch sizes: one
+// train array and one eval array of 6 tasks, 2 at a time (a task is 1 node
+// x 2 ranks). The winner is the task with the lowest perplexity among the
+// tasks' own eval reports, and it is what the router serves: the serving
+// job's model is the winner's final checkpoint.
+func TestE2EHFSweepServesWinner(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	env := payloadEnv(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	state := filepath.Join(tmp, "deploy", "hf-sweep.json")
+	tr := startTestRouter(t, state)
+	b, err := os.ReadFile(hfPipeline(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf := filepath.Join(repoRoot(t), "examples", "hf-tiny")
+	src := strings.NewReplacer("config: model/config.json", "config: "+filepath.Join(hf, "model", "config.json"),
+		"[../tiny/data/*.jsonl]", "["+filepath.Join(repoRoot(t), "examples", "tiny", "data")+"/*.jsonl]",
+		"../../scripts/payloads/", filepath.Join(repoRoot(t), "scripts", "payloads")+"/").Replace(string(b))
+	file := filepath.Join(tmp, "hf-sweep.yaml")
+	if err := os.WriteFile(file, []byte(src+`sweep:
+  grid:
+    train.hyperparameters.learning_rate: [0.001, 0.003, 0.01]
+    train.hyperparameters.per_device_train_batch_size: [2, 4]
+  max_parallel: 2
+  select: {metric: perplexity, goal: min}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	py := filepath.Join(env, "bin", "python")
+	sub := submitPipeline(t, db, file, filepath.Join(tmp, "runs"), hfSets(env, 4, 2, "srun", 2, false,
+		"name=hf-sweep", "model.name=hf-sweep", "train.nodes=1",
+		"deploy.strategy=blue-green",
+		fmt.Sprintf(`deploy.serve.command=[%q, %q, "--model", "{model}", "--port", "{port}", "--name", "{name}"]`,
+			py, filepath.Join(repoRoot(t), "scripts", "payloads", "hf_serve.py")),
+		"deploy.serve.mem=1G", "deploy.serve.startup_timeout=3m", "deploy.serve.time=10m",
+		"deploy.router.state="+state, "deploy.rollback_window=4s",
+		`deploy.smoke.prompts=[{prompt: "The training job", max_tokens: 4}]`, "deploy.smoke.latency=30s")...)
+	if got := slurmtest.JobField(t, sub.Jobs["eval"]+"_5", "Dependency"); !strings.HasPrefix(got, "aftercorr:"+sub.Jobs["train"]+"_*") {
+		t.Errorf("eval array dependency %q", got)
+	}
+	s := waitEnded(t, db, sub.Run, 15*time.Minute)
+	run := s.Runs[0]
+	if run.State != "SUCCEEDED" {
+		t.Fatalf("run %s: %+v", run.State, run.Stages)
+	}
+	trainJobs := map[string]bool{}
+	for _, st := range run.Stages {
+		if strings.HasPrefix(st.Name, "train[") {
+			trainJobs[strings.SplitN(st.JobID, "_", 2)[0]] = true
+		}
+	}
+	if len(trainJobs) != 1 {
+		t.Errorf("train tasks ran as jobs of %d arrays, want one: %v", len(trainJobs), trainJobs)
+	}
+	best, bestPPL := -1, 0.0
+	for k := 0; k < 6; k++ {
+		p := evalPerplexity(t, filepath.Join(run.RunDir, "tasks", strconv.Itoa(k)))
+		if best < 0 || p < bestPPL {
+			best, bestPPL = k, p
+		}
+	}
+	sw := sweepStatusOf(t, db, sub.Run).Runs[0].Sweep
+	if sw.Winner == nil || *sw.Winner != best {
+		t.Fatalf("winner %v, want task %d (perplexity %g): %+v", sw.Winner, best, bestPPL, sw.Tasks)
+	}
+	model, text := complete(t, tr.url, "The scheduler")
+	if model != "hf-sweep" {
+		t.Errorf("completion from model %q, want hf-sweep", model)
+	}
+	t.Logf("winner task %d (perplexity %g); completion through the router: %q", best, bestPPL, text)
+	job := serveJobOf(deployStatusOf(t, db, "hf-sweep"), sub.Run)
+	if job == "" {
+		t.Fatalf("no serving job for %s in the deployment history", sub.Run)
+	}
+	t.Cleanup(func() { _ = exec.Command("scancel", job).Run() })
+	serve, err := os.ReadFile(filepath.Join(run.RunDir, "serve.sbatch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--model '([^']+)'`).FindSubmatch(serve)
+	if m == nil {
+		t.Fatalf("serve.sbatch names no --model:\n%s", serve)
+	}
+	served, err := filepath.EvalSymlinks(string(m[1]))
+	want := filepath.Join(run.RunDir, "tasks", strconv.Itoa(best), "checkpoints", "final")
+	if real, rerr := filepath.EvalSymlinks(want); rerr == nil {
+		want = real
+	}
+	if err != nil || served != want {
+		t.Errorf("the serving job's model is %s (%v), want the winner's %s", served, err, want)
 	}
 }

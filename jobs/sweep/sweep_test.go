@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -264,5 +265,41 @@ func TestSelect(t *testing.T) {
 	want := "no task passed every gate (task 1: train FAILED (exit 1); task 2: gate perplexity 3 > max 2)"
 	if err == nil || err.Error() != want {
 		t.Errorf("none passed: %v, want %s", err, want)
+	}
+}
+
+// TestREADMESweepExample keeps the README's sweep section valid: appended
+// to examples/hf-tiny (a LoRA-capable pipeline), every point resolves.
+func TestREADMESweepExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, b := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.HasPrefix(b[1], "sweep:\n") {
+			block = b[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("README: no sweep example")
+	}
+	const hf = "../../examples/hf-tiny/pipeline.yaml"
+	data, err := os.ReadFile(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(hf)
+	data = append(data, block...)
+	p, err := jobs.Parse("README.md (sweep)", abs, data, jobs.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := Resolve(p, "README.md (sweep)", data, jobs.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 3*2*2 || tasks[0].Pipeline.Train.LoRA == nil || tasks[0].Pipeline.Train.LoRA.R != 8 {
+		t.Errorf("%d tasks, first %+v", len(tasks), tasks[0].Point)
 	}
 }
