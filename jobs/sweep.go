@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -48,12 +49,17 @@ type SweepSelect struct {
 // numbers with int: true).
 type SweepParam struct {
 	Values []any
-	From   *float64 `yaml:"from"`
-	To     *float64 `yaml:"to"`
-	Step   float64  `yaml:"step"`
-	Num    int      `yaml:"num"`
-	Log    bool     `yaml:"log"`
-	Int    bool     `yaml:"int"`
+	SweepRange
+}
+
+// SweepRange is the mapping form of a SweepParam.
+type SweepRange struct {
+	From *float64 `yaml:"from"`
+	To   *float64 `yaml:"to"`
+	Step float64  `yaml:"step,omitempty"`
+	Num  int      `yaml:"num,omitempty"`
+	Log  bool     `yaml:"log,omitempty"`
+	Int  bool     `yaml:"int,omitempty"`
 }
 
 // IsRange reports whether the parameter is a range rather than a list.
@@ -64,25 +70,7 @@ func (s SweepParam) MarshalYAML() (any, error) {
 	if !s.IsRange() {
 		return s.Values, nil
 	}
-	type plain struct {
-		From *float64 `yaml:"from"`
-		To   *float64 `yaml:"to"`
-		Step float64  `yaml:"step,omitempty"`
-		Num  int      `yaml:"num,omitempty"`
-		Log  bool     `yaml:"log,omitempty"`
-		Int  bool     `yaml:"int,omitempty"`
-	}
-	return plain{s.From, s.To, s.Step, s.Num, s.Log, s.Int}, nil
-}
-
-// sweepRange is the mapping form of a SweepParam, decoded strictly.
-type sweepRange struct {
-	From *float64 `yaml:"from"`
-	To   *float64 `yaml:"to"`
-	Step float64  `yaml:"step"`
-	Num  int      `yaml:"num"`
-	Log  bool     `yaml:"log"`
-	Int  bool     `yaml:"int"`
+	return s.SweepRange, nil
 }
 
 func (s *SweepParam) unmarshalNode(d *decoder, n *yaml.Node, path string) {
@@ -107,9 +95,7 @@ func (s *SweepParam) unmarshalNode(d *decoder, n *yaml.Node, path string) {
 			s.Values = append(s.Values, v)
 		}
 	case yaml.MappingNode:
-		var r sweepRange
-		d.decodeStruct(n, reflect.ValueOf(&r).Elem(), path)
-		s.From, s.To, s.Step, s.Num, s.Log, s.Int = r.From, r.To, r.Step, r.Num, r.Log, r.Int
+		d.decodeStruct(n, reflect.ValueOf(&s.SweepRange).Elem(), path)
 	default:
 		d.errorf(n, "%s: want a list of values or a range {from, to, step|num}, got %s", path, kindName(n))
 	}
@@ -262,4 +248,26 @@ func validateSweepParam(bad func(path, format string, args ...any), path, key st
 	case v.Num > 100000:
 		bad(path+".num", "more than 100000 values")
 	}
+}
+
+// TaskStage is the stage name of a sweep task's train or eval (train[3]).
+func TaskStage(stage string, task int) string { return stage + "[" + strconv.Itoa(task) + "]" }
+
+// IsTaskStage reports whether a stage name is a sweep task's.
+func IsTaskStage(name string) bool {
+	return strings.HasSuffix(name, "]") && strings.Contains(name, "[")
+}
+
+// ParseTaskStage splits train[3] into train and 3; ok is false for a stage
+// that is not a task's.
+func ParseTaskStage(name string) (stage string, task int, ok bool) {
+	i := strings.IndexByte(name, '[')
+	if i < 0 || !strings.HasSuffix(name, "]") {
+		return name, 0, false
+	}
+	n, err := strconv.Atoi(name[i+1 : len(name)-1])
+	if err != nil || n < 0 {
+		return name, 0, false
+	}
+	return name[:i], n, true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
 )
 
@@ -100,7 +101,7 @@ func DeriveState(cancelled bool, stages []Stage) string {
 	for _, s := range stages {
 		st := slurm.State(s.State)
 		switch {
-		case IsTaskStage(s.Name):
+		case jobs.IsTaskStage(s.Name):
 			started = started || st != slurm.StatePending && st != StateNotSubmitted && st != StateSubmitting
 		case st == slurm.StateCompleted:
 			started = true

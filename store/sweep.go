@@ -5,32 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
-
-// TaskStage is the stage name of a sweep task's train or eval (train[3]).
-func TaskStage(stage string, task int) string { return stage + "[" + strconv.Itoa(task) + "]" }
-
-// IsTaskStage reports whether a stage name is a sweep task's.
-func IsTaskStage(name string) bool {
-	return strings.HasSuffix(name, "]") && strings.Contains(name, "[")
-}
-
-// ParseTaskStage splits train[3] into train and 3; ok is false for a stage
-// that is not a task's.
-func ParseTaskStage(name string) (stage string, task int, ok bool) {
-	i := strings.IndexByte(name, '[')
-	if i < 0 || !strings.HasSuffix(name, "]") {
-		return name, 0, false
-	}
-	n, err := strconv.Atoi(name[i+1 : len(name)-1])
-	if err != nil || n < 0 {
-		return name, 0, false
-	}
-	return name[:i], n, true
-}
 
 // SweepTask is one task of a sweep run.
 type SweepTask struct {

@@ -82,6 +82,15 @@ func LayoutOf(dir string) Layout {
 // JSON lines the stage's payload appends (see the README's payload contract).
 func (l Layout) MetricsPath(stage string) string { return filepath.Join(l.Metrics, stage+".jsonl") }
 
+// StageMetricsPath is MetricsPath of a stage as the store names it: a
+// sweep task's (train[K]) is in its own directory, tasks/K.
+func (l Layout) StageMetricsPath(name string) string {
+	if stage, k, ok := jobs.ParseTaskStage(name); ok {
+		return LayoutOf(TaskDir(l.Dir, k)).MetricsPath(stage)
+	}
+	return l.MetricsPath(name)
+}
+
 // LogPath is the log file of a stage.
 func (l Layout) LogPath(stage string) string { return filepath.Join(l.Logs, stage+".log") }
 

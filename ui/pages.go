@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 )
@@ -433,6 +434,9 @@ type runView struct {
 	Series   []store.MetricSeries
 	Params   []paramRow
 	Deploys  []deployRow
+	// Sweep is a sweep run's tasks, best first (nil for other runs).
+	Sweep      *sweep.View
+	SweepTasks []sweep.TaskView
 }
 
 type evalMetricRow struct {
@@ -465,6 +469,14 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	if v.Eval, err = s.o.Store.EvalReport(ctx, run.ID); err != nil {
 		s.fail(w, err)
 		return
+	}
+	sweeps, err := sweep.Views(ctx, s.o.Store, []*store.Run{run})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if v.Sweep = sweeps[run.ID]; v.Sweep != nil {
+		v.SweepTasks = slices.SortedFunc(slices.Values(v.Sweep.Tasks), func(a, b sweep.TaskView) int { return a.Rank - b.Rank })
 	}
 	if v.Eval != nil {
 		for _, name := range slices.Sorted(mapKeys(v.Eval.Metrics)) {

@@ -223,7 +223,7 @@ func ingestMetrics(ctx context.Context, st *store.Store, fsys slurm.FileSystem, 
 		if s.JobID == "" {
 			continue
 		}
-		path := l.MetricsPath(s.Name)
+		path := l.StageMetricsPath(s.Name)
 		from, ok := files[path]
 		if !ok {
 			from = store.MetricFile{Path: path, Stage: s.Name}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/store"
+	"github.com/slurmtune/slurmtune/jobs"
 )
 
 func retryCommand() *cli.Command {
@@ -30,7 +30,7 @@ func retryCommand() *cli.Command {
 			}
 			from := c.String("from")
 			if k := c.Int("task"); k >= 0 {
-				from = store.TaskStage("train", k)
+				from = jobs.TaskStage("train", k)
 			}
 			return retryRun(c.Context, e, c.Args().First(), from, c.Bool("json"))
 		},

@@ -70,7 +70,7 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	sweeps, err := sweepViews(ctx, st, runs)
+	sweeps, err := sweep.Views(ctx, st, runs)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	if err := writeStatusTable(e.stdout, runs, gpu, restarts, metrics); err != nil {
 		return err
 	}
-	return writeSweepTables(e.stdout, runs, sweeps)
+	return writeSweepTables(e.stdout, runs, sweeps, false)
 }
 
 // statusMetrics is what status shows of a run's metrics: its last train

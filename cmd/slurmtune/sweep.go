@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -32,7 +33,7 @@ func sweepCommand() *cli.Command {
 				sel, err := sweep.SelectRun(c.Context, c.String("run-dir"))
 				if sel != nil {
 					for _, t := range sel.Tasks {
-						fmt.Fprintf(e.stdout, "slurmtune: task %d: %s\n", t.Task, resultLine(sel.Metric, t))
+						fmt.Fprintf(e.stdout, "slurmtune: task %d: %s\n", t.Task, t.Line(sel.Metric))
 					}
 				}
 				if err != nil {
@@ -43,17 +44,6 @@ func sweepCommand() *cli.Command {
 			},
 		}},
 	}
-}
-
-func resultLine(metric string, r sweep.Result) string {
-	s := metric + " -"
-	if r.Metric != nil {
-		s = fmt.Sprintf("%s %.6g", metric, *r.Metric)
-	}
-	if r.Passed {
-		return s + ", passed"
-	}
-	return s + ", " + r.Reason
 }
 
 // sweepTasks resolves the tasks of the sweep in the pipeline file the
@@ -100,28 +90,9 @@ func sweepProblems(c *cli.Context, p *jobs.Pipeline, client any) (jobs.Errors, e
 	return nil, err
 }
 
-// sweepViews are the sweep tables of the runs that are sweeps.
-func sweepViews(ctx context.Context, st *store.Store, runs []*store.Run) (map[string]*sweep.View, error) {
-	out := map[string]*sweep.View{}
-	for _, r := range runs {
-		sr, err := st.GetSweepRun(ctx, r.ID)
-		if err != nil || sr == nil {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		tasks, err := st.SweepTasks(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		out[r.ID] = sweep.NewView(r, sr, tasks)
-	}
-	return out, nil
-}
-
-// writeSweepTables prints, after the runs, each sweep's table.
-func writeSweepTables(w io.Writer, runs []*store.Run, views map[string]*sweep.View) error {
+// writeSweepTables prints, after the runs, each sweep's table (in task
+// order, or best first with byRank).
+func writeSweepTables(w io.Writer, runs []*store.Run, views map[string]*sweep.View, byRank bool) error {
 	for _, r := range runs {
 		v := views[r.ID]
 		if v == nil {
@@ -129,17 +100,24 @@ func writeSweepTables(w io.Writer, runs []*store.Run, views map[string]*sweep.Vi
 		}
 		fmt.Fprintf(w, "\nsweep %s (select %s %s):\n", r.ID, v.Goal, v.Metric)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TASK\tSETTINGS\tTRAIN\tEVAL\t"+strings.ToUpper(v.Metric)+"\tGATES\tWINNER\tWHY")
-		for _, t := range v.Tasks {
+		fmt.Fprintln(tw, "RANK\tTASK\tSETTINGS\tTRAIN\tEVAL\tLOSS\t"+strings.ToUpper(v.Metric)+"\tGATES\tWINNER\tWHY")
+		tasks := append([]sweep.TaskView{}, v.Tasks...)
+		if byRank {
+			sort.Slice(tasks, func(i, j int) bool { return tasks[i].Rank < tasks[j].Rank })
+		}
+		for _, t := range tasks {
 			var set []string
 			for _, k := range v.Varying {
 				set = append(set, fmt.Sprintf("%s=%v", k, t.Settings[k]))
 			}
-			metric := "-"
+			metric, loss := "-", "-"
 			if t.Metric != nil {
 				metric = fmtMetric(*t.Metric)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Task, dash(strings.Join(set, " ")), t.Train, t.Eval, metric,
+			if t.TrainLoss != nil {
+				loss = fmtMetric(*t.TrainLoss)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Rank, t.Task, dash(strings.Join(set, " ")), t.Train, t.Eval, loss, metric,
 				dash(t.Verdict), map[bool]string{true: "*", false: ""}[t.Winner], dash(oneLine(t.Why)))
 		}
 		if err := tw.Flush(); err != nil {

@@ -47,6 +47,8 @@ type sweepStatus struct {
 				Verdict  string         `json:"verdict"`
 				Winner   bool           `json:"winner"`
 				Why      string         `json:"why"`
+				Rank     int            `json:"rank"`
+				Loss     *float64       `json:"final_train_loss"`
 			} `json:"tasks"`
 		} `json:"sweep"`
 	} `json:"runs"`
@@ -146,7 +148,20 @@ func TestE2ESweepSkipsFailedAndGatedTasks(t *testing.T) {
 			if tk.Verdict != "passed" || tk.Metric == nil || *tk.Metric != ppl[tk.Task] {
 				t.Errorf("passing task %+v, want metric %g", tk, ppl[tk.Task])
 			}
+			// Each task's curve is read from its own metrics file.
+			if tk.Loss == nil || (tk.Task == best) != (tk.Rank == 1) {
+				t.Errorf("passing task %+v: want its final train loss, and rank 1 for the winner", tk)
+			}
 		}
+	}
+	m := slurmtune(t, db, "metrics", sub.Run, "--stage", "train[1]", "--name", "loss", "--csv", "--no-sync")
+	if m.code != 0 || strings.Count(m.stdout, "\n") < 3 {
+		t.Errorf("metrics of train[1]: exit %d:\n%s%s", m.code, m.stdout, m.stderr)
+	}
+	cmp := slurmtune(t, db, "compare", sub.Run, "--no-sync")
+	if lines := strings.Split(cmp.stdout, "\n"); cmp.code != 0 || !strings.Contains(cmp.stdout, "RANK") ||
+		!regexp.MustCompile(`(?m)^1\s+`+strconv.Itoa(best)+`\s`).MatchString(cmp.stdout) {
+		t.Errorf("compare of the sweep run: exit %d, want its tasks best first:\n%s%s (%d lines)", cmp.code, cmp.stdout, cmp.stderr, len(lines))
 	}
 	target, err := os.Readlink(filepath.Join(run.RunDir, "checkpoints"))
 	if err != nil || target != filepath.Join(run.RunDir, "tasks", strconv.Itoa(best), "checkpoints") {

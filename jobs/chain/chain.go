@@ -240,21 +240,10 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CheckSubmits(prep); err != nil {
+	if existing, err := s.recordRun(ctx, p, prep, p.Stages(), opts); err != nil {
 		return nil, err
-	}
-	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
-		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
-	if opts.IfChanged {
-		existing, err := s.Store.ClaimRun(ctx, run, p.Stages())
-		if err != nil {
-			return nil, err
-		}
-		if existing != nil {
-			return &Submitted{Skipped: existing}, nil
-		}
-	} else if err := s.Store.CreateRun(ctx, run, p.Stages()); err != nil {
-		return nil, err
+	} else if existing != nil {
+		return &Submitted{Skipped: existing}, nil
 	}
 	if p.Notify.Webhook != "" {
 		cfg, err := json.Marshal(p.Notify)
@@ -287,10 +276,30 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 		submitted = append(submitted, id)
 		prev = []string{id}
 	}
-	if err := s.Store.FinishSubmission(ctx, prep.ID, store.SubmissionComplete, ""); err != nil {
+	return s.finish(ctx, prep.ID, out)
+}
+
+// recordRun checks that the transport can send every stage of prep and
+// records the run with its stages, none submitted yet; with IfChanged, a run
+// with the same inputs in flight or succeeded is returned instead.
+func (s *Service) recordRun(ctx context.Context, p *jobs.Pipeline, prep *Prepared, stages []string, opts SubmitOptions) (*store.Run, error) {
+	if err := s.CheckSubmits(prep); err != nil {
 		return nil, err
 	}
-	r, err := s.Store.GetRun(ctx, prep.ID)
+	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
+		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
+	if opts.IfChanged {
+		return s.Store.ClaimRun(ctx, run, stages)
+	}
+	return nil, s.Store.CreateRun(ctx, run, stages)
+}
+
+// finish marks a submission complete and returns it with the run.
+func (s *Service) finish(ctx context.Context, runID string, out *Submitted) (*Submitted, error) {
+	if err := s.Store.FinishSubmission(ctx, runID, store.SubmissionComplete, ""); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err
 	}

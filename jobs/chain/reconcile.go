@@ -192,13 +192,7 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 		submitted = append(submitted, id)
 		prev = []string{id}
 	}
-	if err := s.Store.FinishSubmission(ctx, r.ID, store.SubmissionComplete, ""); err != nil {
-		return nil, err
-	}
-	if out.Run, err = s.Store.GetRun(ctx, r.ID); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.finish(ctx, r.ID, out)
 }
 
 // runSecrets reads a run's pipeline snapshot and resolves its

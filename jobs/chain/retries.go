@@ -53,7 +53,7 @@ func (s *Service) autoRetry(ctx context.Context, t store.TrackedJob) error {
 	if err != nil {
 		return fmt.Errorf("read the run's pipeline: %w", err)
 	}
-	base, _, _ := store.ParseTaskStage(t.Stage) // a sweep task's stage has its stage's policy
+	base, _, _ := jobs.ParseTaskStage(t.Stage) // a sweep task's stage has its stage's policy
 	policy := p.RetriesOf(base)
 	if !policy.Allows(stage.State, stage.Attempt) {
 		if contains(policy.On, stage.State) {
@@ -64,9 +64,9 @@ func (s *Service) autoRetry(ctx context.Context, t store.TrackedJob) error {
 	}
 	var doomed []store.TrackedJob
 	var ids []string
-	_, task, isTask := store.ParseTaskStage(t.Stage)
+	_, task, isTask := jobs.ParseTaskStage(t.Stage)
 	for _, st := range r.Stages {
-		if isTask && st.Name != store.TaskStage(jobs.StageEval, task) {
+		if isTask && st.Name != jobs.TaskStage(jobs.StageEval, task) {
 			continue // a sweep task's dependant is its own eval (RetryTask redoes select and deploy)
 		}
 		if st.Position > stage.Position && st.JobID != "" && !st.Terminal() {

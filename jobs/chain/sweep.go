@@ -135,7 +135,7 @@ func diff(a, b []string) []string {
 func taskStages(stage string, n int) []string {
 	out := make([]string, n)
 	for k := range out {
-		out[k] = store.TaskStage(stage, k)
+		out[k] = jobs.TaskStage(stage, k)
 	}
 	return out
 }
@@ -165,21 +165,10 @@ func (s *Service) SubmitSweep(ctx context.Context, p *jobs.Pipeline, tasks []swe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CheckSubmits(prep); err != nil {
+	if existing, err := s.recordRun(ctx, p, prep, sweepStages(prep), opts); err != nil {
 		return nil, err
-	}
-	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
-		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
-	if opts.IfChanged {
-		existing, err := s.Store.ClaimRun(ctx, run, sweepStages(prep))
-		if err != nil {
-			return nil, err
-		}
-		if existing != nil {
-			return &Submitted{Skipped: existing}, nil
-		}
-	} else if err := s.Store.CreateRun(ctx, run, sweepStages(prep)); err != nil {
-		return nil, err
+	} else if existing != nil {
+		return &Submitted{Skipped: existing}, nil
 	}
 	st := make([]store.SweepTask, len(tasks))
 	for i, t := range tasks {
@@ -213,7 +202,7 @@ func (s *Service) SubmitSweep(ctx context.Context, p *jobs.Pipeline, tasks []swe
 			} else if prev != "" {
 				req.AfterOK = []string{prev}
 			}
-			id, err = s.submitArray(ctx, prep.ID, sc.Stage, prep.tasks, req)
+			id, err = s.submitArray(ctx, prep.ID, sc.Stage, allTasks(prep.tasks), req)
 		case templates.SelectStage:
 			req.AfterAny = []string{prev}
 			id, err = s.submitStage(ctx, prep.ID, sc.Stage, req)
@@ -233,13 +222,7 @@ func (s *Service) SubmitSweep(ctx context.Context, p *jobs.Pipeline, tasks []swe
 		submitted = append(submitted, id)
 		prev = id
 	}
-	if err := s.Store.FinishSubmission(ctx, prep.ID, store.SubmissionComplete, ""); err != nil {
-		return nil, err
-	}
-	if out.Run, err = s.Store.GetRun(ctx, prep.ID); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.finish(ctx, prep.ID, out)
 }
 
 // writeSweepDir creates every task's directory (and its logs, which the
@@ -253,11 +236,14 @@ func (s *Service) writeSweepDir(ctx context.Context, prep *Prepared) error {
 	return s.writeRunDir(ctx, prep)
 }
 
-// submitArray is submitStage for an array of n tasks: the intent is
-// recorded for every task's stage, the array is submitted once, and task K
-// is recorded as job ARRAY_K.
-func (s *Service) submitArray(ctx context.Context, runID, stage string, n int, req slurm.SubmitRequest) (string, error) {
-	names := taskStages(stage, n)
+// submitArray is submitStage for an array of the given tasks: the intent
+// is recorded for every task's stage, the array is submitted once, and task
+// K is recorded as job ARRAY_K.
+func (s *Service) submitArray(ctx context.Context, runID, stage string, tasks []int, req slurm.SubmitRequest) (string, error) {
+	names := make([]string, len(tasks))
+	for i, k := range tasks {
+		names[i] = jobs.TaskStage(stage, k)
+	}
 	if err := s.Store.RecordIntents(ctx, runID, names); err != nil {
 		return "", err
 	}
@@ -282,15 +268,23 @@ func (s *Service) submitArray(ctx context.Context, runID, stage string, n int, r
 		}
 		return "", err
 	}
-	ids := make([]string, n)
-	for k := range ids {
-		ids[k] = fmt.Sprintf("%s_%d", id, k)
+	ids := make([]string, len(tasks))
+	for i, k := range tasks {
+		ids[i] = fmt.Sprintf("%s_%d", id, k)
 	}
 	if err := s.Store.RecordArraySubmitted(ctx, runID, names, s.Cluster, ids); err != nil {
 		return "", err
 	}
-	s.Log.Info("submitted array", "run", runID, "stage", stage, "job", id, "tasks", n)
+	s.Log.Info("submitted array", "run", runID, "stage", stage, "job", id, "tasks", len(tasks))
 	return id, nil
+}
+
+func allTasks(n int) []int {
+	out := make([]int, n)
+	for k := range out {
+		out[k] = k
+	}
+	return out
 }
 
 // RetryTask resubmits task k of a sweep run: its train (as a one-task array
@@ -307,7 +301,7 @@ func (s *Service) RetryTask(ctx context.Context, runID string, k int) (*Submitte
 	for _, st := range r.Stages {
 		byName[st.Name] = st
 	}
-	train, eval := store.TaskStage(jobs.StageTrain, k), store.TaskStage(jobs.StageEval, k)
+	train, eval := jobs.TaskStage(jobs.StageTrain, k), jobs.TaskStage(jobs.StageEval, k)
 	if _, ok := byName[train]; !ok {
 		return nil, fmt.Errorf("run %s has no sweep task %d", r.ID, k)
 	}
@@ -348,7 +342,7 @@ func (s *Service) RetryTask(ctx context.Context, runID string, k int) (*Submitte
 	// select waits for every eval array the run's tasks are in now.
 	var evalArrays []string
 	for name, st := range byName {
-		if stage, _, ok := store.ParseTaskStage(name); ok && stage == jobs.StageEval && name != eval && st.JobID != "" {
+		if stage, _, ok := jobs.ParseTaskStage(name); ok && stage == jobs.StageEval && name != eval && st.JobID != "" {
 			evalArrays = append(evalArrays, strings.SplitN(st.JobID, "_", 2)[0])
 		}
 	}
@@ -358,7 +352,7 @@ func (s *Service) RetryTask(ctx context.Context, runID string, k int) (*Submitte
 	for _, stage := range []string{jobs.StageTrain, jobs.StageEval, templates.SelectStage, jobs.StageDeploy} {
 		name := stage
 		if stage == jobs.StageTrain || stage == jobs.StageEval {
-			name = store.TaskStage(stage, k)
+			name = jobs.TaskStage(stage, k)
 		}
 		st, ok := byName[name]
 		if !ok {
@@ -382,7 +376,7 @@ func (s *Service) RetryTask(ctx context.Context, runID string, k int) (*Submitte
 			if stage == jobs.StageEval {
 				req.AfterCorr = []string{prev}
 			}
-			id, err = s.submitTask(ctx, r.ID, name, k, req)
+			id, err = s.submitArray(ctx, r.ID, stage, []int{k}, req)
 			if stage == jobs.StageEval {
 				evalArrays = append(evalArrays, id)
 			}
@@ -400,34 +394,7 @@ func (s *Service) RetryTask(ctx context.Context, runID string, k int) (*Submitte
 		submitted = append(submitted, id)
 		prev = id
 	}
-	if err := s.Store.FinishSubmission(ctx, r.ID, store.SubmissionComplete, ""); err != nil {
-		return nil, err
-	}
-	if out.Run, err = s.Store.GetRun(ctx, r.ID); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// submitTask submits a one-task array for a sweep task's stage: the array's
-// id is returned, the task is recorded as ARRAY_K.
-func (s *Service) submitTask(ctx context.Context, runID, name string, k int, req slurm.SubmitRequest) (string, error) {
-	if err := s.Store.RecordIntent(ctx, runID, name); err != nil {
-		return "", err
-	}
-	id, err := s.Client.Submit(ctx, req)
-	if err != nil {
-		if !errors.Is(err, slurm.ErrSubmitUncertain) {
-			if cerr := s.Store.ClearIntent(context.WithoutCancel(ctx), runID, name); cerr != nil {
-				s.Log.Warn("clear intent", "err", cerr)
-			}
-		}
-		return "", err
-	}
-	if err := s.Store.RecordSubmitted(ctx, runID, name, s.Cluster, fmt.Sprintf("%s_%d", id, k)); err != nil {
-		return "", err
-	}
-	return id, nil
+	return s.finish(ctx, r.ID, out)
 }
 
 // sweepRetry is Retry of a sweep run: from a task's stage (train[K] or
@@ -437,12 +404,12 @@ func (s *Service) submitTask(ctx context.Context, runID, name string, k int, req
 func (s *Service) sweepRetry(ctx context.Context, r *store.Run, from string) (*Submitted, error) {
 	sweeping := false
 	for _, st := range r.Stages {
-		sweeping = sweeping || store.IsTaskStage(st.Name)
+		sweeping = sweeping || jobs.IsTaskStage(st.Name)
 	}
 	if !sweeping || from == templates.SelectStage || from == jobs.StageDeploy {
 		return nil, nil
 	}
-	if _, k, ok := store.ParseTaskStage(from); ok {
+	if _, k, ok := jobs.ParseTaskStage(from); ok {
 		return s.RetryTask(ctx, r.ID, k)
 	}
 	return nil, fmt.Errorf("run %s is a sweep: retry one task with --task K, or --from select or deploy", r.ID)

@@ -352,6 +352,18 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Line is the result as the select job logs it: "perplexity 3.2, passed".
+func (r Result) Line(metric string) string {
+	s := metric + " -"
+	if r.Metric != nil {
+		s = fmt.Sprintf("%s %.6g", metric, *r.Metric)
+	}
+	if r.Passed {
+		return s + ", passed"
+	}
+	return s + ", " + r.Reason
+}
+
 // Select returns the best task among those that passed, by metric and goal
 // (min or max; ties go to the lower task id). When none passed the error
 // says why each did not.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -68,6 +69,11 @@ type TaskView struct {
 	// Verdict is "passed", "failed" or "" (not selected yet).
 	Verdict string `json:"verdict"`
 	Winner  bool   `json:"winner"`
+	// Rank orders the tasks: the passing ones by the metric (1 is the
+	// best), then those that failed with a metric, then the rest.
+	Rank int `json:"rank"`
+	// TrainLoss is the last loss the task's training reported.
+	TrainLoss *float64 `json:"final_train_loss"`
 	// Why says why a task did not pass: the select job's reason, else
 	// what its train or eval job ended with.
 	Why string `json:"why,omitempty"`
@@ -113,7 +119,7 @@ func NewView(r *store.Run, sr *store.SweepRun, tasks []store.SweepTask) *View {
 		for _, k := range m.Varying {
 			tv.Settings[k] = all[k]
 		}
-		tr, ev := stages[store.TaskStage("train", t.Task)], stages[store.TaskStage("eval", t.Task)]
+		tr, ev := stages[jobs.TaskStage("train", t.Task)], stages[jobs.TaskStage("eval", t.Task)]
 		tv.Train, tv.Eval = tr.State, ev.State
 		if t.Passed != nil {
 			tv.Verdict = map[bool]string{true: "passed", false: "failed"}[*t.Passed]
@@ -146,4 +152,76 @@ func orFalse(b *bool) *bool {
 		return &f
 	}
 	return b
+}
+
+// viewStore is what Views needs of the store.
+type viewStore interface {
+	GetSweepRun(ctx context.Context, runID string) (*store.SweepRun, error)
+	SweepTasks(ctx context.Context, runID string) ([]store.SweepTask, error)
+	LastMetricPoints(ctx context.Context, runIDs []string, stage, name string) (map[string]store.MetricPoint, error)
+}
+
+// rank sets each task's Rank.
+func (v *View) rank() {
+	order := make([]int, len(v.Tasks))
+	for i := range order {
+		order[i] = i
+	}
+	class := func(t TaskView) int {
+		switch {
+		case t.Verdict == "passed" && t.Metric != nil:
+			return 0
+		case t.Metric != nil:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		x, y := v.Tasks[order[a]], v.Tasks[order[b]]
+		if cx, cy := class(x), class(y); cx != cy || cx == 2 {
+			return cx < cy
+		}
+		if v.Goal == "max" {
+			return *x.Metric > *y.Metric
+		}
+		return *x.Metric < *y.Metric
+	})
+	for r, i := range order {
+		v.Tasks[i].Rank = r + 1
+	}
+}
+
+// Views are the sweep tables of the runs that are sweeps, by run id.
+func Views(ctx context.Context, st viewStore, runs []*store.Run) (map[string]*View, error) {
+	out := map[string]*View{}
+	for _, r := range runs {
+		sr, err := st.GetSweepRun(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if sr == nil {
+			continue
+		}
+		tasks, err := st.SweepTasks(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		v := NewView(r, sr, tasks)
+		if v == nil {
+			continue
+		}
+		for i := range v.Tasks {
+			last, err := st.LastMetricPoints(ctx, []string{r.ID}, jobs.TaskStage(jobs.StageTrain, v.Tasks[i].Task), "loss")
+			if err != nil {
+				return nil, err
+			}
+			if p, ok := last[r.ID]; ok {
+				loss := p.Value
+				v.Tasks[i].TrainLoss = &loss
+			}
+		}
+		v.rank()
+		out[r.ID] = v
+	}
+	return out, nil
 }
