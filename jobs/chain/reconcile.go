@@ -76,9 +76,16 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		for _, st := range r.Stages {
 			if st.State == store.StateSubmitting {
 				tag := StageTag(r.ID, st.Name, st.Attempt+1)
+				base, task, isTask := jobs.ParseTaskStage(st.Name)
+				if isTask && st.Attempt == 0 {
+					tag = StageTag(r.ID, base, 1) // a sweep's first array carries its stage's tag
+				}
 				id, err := s.findTagged(ctx, tag)
 				if err != nil {
 					return res, fmt.Errorf("reconcile %s/%s: %w", r.ID, st.Name, err)
+				}
+				if id != "" && isTask {
+					id = fmt.Sprintf("%s_%d", strings.SplitN(id, "_", 2)[0], task) // the array's task
 				}
 				if id != "" {
 					if err := s.Store.RecordSubmitted(ctx, r.ID, st.Name, s.Cluster, id); err != nil {
