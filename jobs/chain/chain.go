@@ -119,6 +119,9 @@ type Prepared struct {
 	modes   jobs.Modes
 	// tasks is a sweep's number of tasks (0: not a sweep).
 	tasks int
+	// maxTime is the train partition's MaxTime Prepare found (see
+	// templates.Run.MaxTime).
+	maxTime time.Duration
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
@@ -171,7 +174,7 @@ func (s *Service) Prepare(p *jobs.Pipeline) (*Prepared, error) {
 			files[filepath.Join(dir, jobs.DSConfigName)] = ds
 		}
 	}
-	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
+	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes(), maxTime: run.MaxTime}, nil
 }
 
 // stageRequest is how a prepared stage is submitted, after the jobs in

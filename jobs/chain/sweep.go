@@ -50,7 +50,7 @@ func (s *Service) PrepareSweep(p *jobs.Pipeline, tasks []sweep.Task) (*Prepared,
 		td := templates.TaskDir(dir, t.Index)
 		tp := t.Pipeline
 		tp.Workdir = p.Workdir
-		scripts, err := s.Templates.Render(tp, templates.Run{ID: base.ID, Dir: td, DataDir: l.Data, Slurmtune: s.Slurmtune})
+		scripts, err := s.Templates.Render(tp, templates.Run{ID: base.ID, Dir: td, DataDir: l.Data, Slurmtune: s.Slurmtune, MaxTime: base.maxTime})
 		if err != nil {
 			return nil, fmt.Errorf("sweep task %d: %w", t.Index, err)
 		}
