@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -46,38 +44,11 @@ func sweepCommand() *cli.Command {
 	}
 }
 
-// sweepTasks resolves the tasks of the sweep in the pipeline file the
-// command names (nil when p is not a sweep) and, when the cluster says its
-// MaxArraySize (client: nil for none), checks they fit one array.
+// sweepTasks resolves the sweep of the pipeline file the command names
+// (nil when p is not a sweep), checked against client's MaxArraySize when
+// it says one (see sweep.Tasks).
 func sweepTasks(c *cli.Context, p *jobs.Pipeline, client any) ([]sweep.Task, error) {
-	if p.Sweep == nil {
-		return nil, nil
-	}
-	src, err := os.ReadFile(p.File)
-	if err != nil {
-		return nil, fmt.Errorf("read pipeline file: %w", err)
-	}
-	tasks, err := sweep.Resolve(p, c.Args().First(), src, jobs.LoadOptions{Sets: c.StringSlice("set")})
-	if err != nil {
-		return nil, err
-	}
-	if as, ok := client.(arraySizer); ok {
-		max, err := as.MaxArraySize(c.Context)
-		if err != nil {
-			return nil, err
-		}
-		if err := sweep.CheckArraySize(p, c.Args().First(), len(tasks), max); err != nil {
-			return nil, err
-		}
-	}
-	return tasks, nil
-}
-
-// arraySizer is a cluster that says its MaxArraySize (the command-line
-// transports: a small method of slurm/cmdline until the slurm package's
-// Inspector has it).
-type arraySizer interface {
-	MaxArraySize(ctx context.Context) (int, error)
+	return sweep.Tasks(c.Context, p, c.Args().First(), jobs.LoadOptions{Sets: c.StringSlice("set")}, client)
 }
 
 // sweepProblems are a sweep's problems for validate (see sweepTasks).

@@ -356,7 +356,7 @@ func TestE2EHFSweepServesWinner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`--model '([^']+)'`).FindSubmatch(serve)
+	m := regexp.MustCompile(`deploy serve --run-dir "\$SLURMTUNE_RUN_DIR" --model '?([^' ]+)'?`).FindSubmatch(serve)
 	if m == nil {
 		t.Fatalf("serve.sbatch names no --model:\n%s", serve)
 	}
@@ -367,5 +367,35 @@ func TestE2EHFSweepServesWinner(t *testing.T) {
 	}
 	if err != nil || served != want {
 		t.Errorf("the serving job's model is %s (%v), want the winner's %s", served, err, want)
+	}
+}
+
+// TestE2ESweepValidate: validate refuses a swept key that does not exist
+// (one line at the key, exit 2, nothing submitted) and, with --cluster, a
+// sweep of more tasks than the dev cluster's MaxArraySize (1001), read
+// from scontrol show config.
+func TestE2ESweepValidate(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	bad := sweepPipeline(t, tmp, "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	r := slurmtune(t, db, "validate", bad)
+	want := bad + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"
+	if r.code != 2 || r.stderr != want {
+		t.Errorf("validate: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
+	}
+	if r := slurmtune(t, db, "submit", bad); r.code != 2 || r.stderr != want {
+		t.Errorf("submit: exit %d %q, want the same line and exit 2", r.code, r.stderr)
+	}
+	big := filepath.Join(tmp, "big", "sweep.yaml")
+	os.MkdirAll(filepath.Dir(big), 0o755)
+	big = sweepPipeline(t, filepath.Dir(big), "sweep:\n  grid:\n    train.hyperparameters.seed: {from: 1, to: 1002, step: 1}\n  select: {metric: perplexity, goal: min}\n")
+	if r := slurmtune(t, db, "validate", big); r.code != 0 {
+		t.Errorf("validate without --cluster: exit %d %s", r.code, r.stderr)
+	}
+	r = slurmtune(t, db, "validate", "--cluster", big)
+	if r.code != 2 || !strings.Contains(r.stderr, big+":52:3: sweep: 1002 tasks is more than the cluster's MaxArraySize (1001, from scontrol show config)") {
+		t.Errorf("validate --cluster: exit %d %s", r.code, r.stderr)
 	}
 }

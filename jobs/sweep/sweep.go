@@ -7,6 +7,7 @@
 package sweep
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -289,22 +290,38 @@ func Resolve(p *jobs.Pipeline, name string, src []byte, opts jobs.LoadOptions) (
 	return tasks, nil
 }
 
-// Load reads a pipeline file and, when it is a sweep, resolves its tasks
-// (nil for a pipeline without one). name is how errors name the file.
-func Load(path, name string, opts jobs.LoadOptions) (*jobs.Pipeline, []Task, error) {
-	p, err := jobs.Load(path, opts)
-	if err != nil || p.Sweep == nil {
-		return p, nil, err
+// ArraySizer is a cluster that says its MaxArraySize (the command-line
+// transports: a small method of slurm/cmdline until the slurm package's
+// Inspector has it).
+type ArraySizer interface {
+	MaxArraySize(ctx context.Context) (int, error)
+}
+
+// Tasks is Load for a pipeline already loaded with opts (nil, nil when it
+// is not a sweep): its tasks resolved from its file and, when cluster is an
+// ArraySizer, checked to fit one array.
+func Tasks(ctx context.Context, p *jobs.Pipeline, name string, opts jobs.LoadOptions, cluster any) ([]Task, error) {
+	if p.Sweep == nil {
+		return nil, nil
 	}
 	src, err := os.ReadFile(p.File)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read pipeline file: %w", err)
+		return nil, fmt.Errorf("read pipeline file: %w", err)
 	}
 	tasks, err := Resolve(p, name, src, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return p, tasks, nil
+	if as, ok := cluster.(ArraySizer); ok {
+		max, err := as.MaxArraySize(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckArraySize(p, name, len(tasks), max); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
 }
 
 // taskError places a problem of a point's pipeline at the swept key it

@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -301,5 +302,32 @@ func TestREADMESweepExample(t *testing.T) {
 	}
 	if len(tasks) != 3*2*2 || tasks[0].Pipeline.Train.LoRA == nil || tasks[0].Pipeline.Train.LoRA.R != 8 {
 		t.Errorf("%d tasks, first %+v", len(tasks), tasks[0].Point)
+	}
+}
+
+type sizer int
+
+func (s sizer) MaxArraySize(context.Context) (int, error) { return int(s), nil }
+
+func TestTasksChecksTheClustersMaxArraySize(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipeline.yaml")
+	b := src(t, "sweep:\n  grid: {train.hyperparameters.lr: [0.1, 0.2, 0.3]}\n"+sel)
+	b = []byte(strings.NewReplacer("[data/*.jsonl]", "[/data/*.jsonl]").Replace(string(b)))
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := jobs.Load(file, jobs.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tasks, err := Tasks(context.Background(), p, "pipeline.yaml", jobs.LoadOptions{}, sizer(3)); err != nil || len(tasks) != 3 {
+		t.Errorf("3 tasks on MaxArraySize 3: %d, %v", len(tasks), err)
+	}
+	if _, err := Tasks(context.Background(), p, "pipeline.yaml", jobs.LoadOptions{}, sizer(2)); err == nil || !strings.Contains(err.Error(), "3 tasks is more than the cluster's MaxArraySize (2") {
+		t.Errorf("3 tasks on MaxArraySize 2: %v", err)
+	}
+	if tasks, err := Tasks(context.Background(), p, "pipeline.yaml", jobs.LoadOptions{}, nil); err != nil || len(tasks) != 3 {
+		t.Errorf("no cluster: %d, %v", len(tasks), err)
 	}
 }
