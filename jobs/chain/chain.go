@@ -266,20 +266,26 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 		req := stageRequest(prep, sc, prev)
 		req.Secrets = secrets
 		id, err := s.submitStage(ctx, prep.ID, sc.Stage, req)
-		if errors.Is(err, slurm.ErrSubmitUncertain) {
-			// The job may be in Slurm and could not be looked up now (the
-			// connection is gone): leave the run submitting, with the intent
-			// open, for the next command to adopt or clear it.
-			return nil, fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", sc.Stage, prep.ID, err)
-		}
 		if err != nil {
-			return nil, s.interrupted(ctx, prep.ID, submitted, fmt.Errorf("submit %s stage: %w", sc.Stage, err))
+			return nil, s.submitFailed(ctx, prep.ID, sc.Stage, submitted, err)
 		}
 		out.Jobs[sc.Stage] = id
 		submitted = append(submitted, id)
 		prev = []string{id}
 	}
 	return s.finish(ctx, prep.ID, out)
+}
+
+// submitFailed is what a failed stage submit leaves: when the job may be in
+// Slurm and could not be looked up now (the connection is gone), the run
+// stays submitting with the intent open, for the next command to adopt or
+// clear it; otherwise what was submitted is cancelled and the run
+// interrupted.
+func (s *Service) submitFailed(ctx context.Context, runID, stage string, submitted []string, err error) error {
+	if errors.Is(err, slurm.ErrSubmitUncertain) {
+		return fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", stage, runID, err)
+	}
+	return s.interrupted(ctx, runID, submitted, fmt.Errorf("submit %s stage: %w", stage, err))
 }
 
 // recordRun checks that the transport can send every stage of prep and

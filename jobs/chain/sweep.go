@@ -212,11 +212,8 @@ func (s *Service) SubmitSweep(ctx context.Context, p *jobs.Pipeline, tasks []swe
 			}
 			id, err = s.submitStage(ctx, prep.ID, sc.Stage, req)
 		}
-		if errors.Is(err, slurm.ErrSubmitUncertain) {
-			return nil, fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", sc.Stage, prep.ID, err)
-		}
 		if err != nil {
-			return nil, s.interrupted(ctx, prep.ID, submitted, fmt.Errorf("submit %s stage: %w", sc.Stage, err))
+			return nil, s.submitFailed(ctx, prep.ID, sc.Stage, submitted, err)
 		}
 		out.Jobs[sc.Stage] = id
 		submitted = append(submitted, id)
