@@ -418,4 +418,22 @@ func TestSweepRanking(t *testing.T) {
 			t.Errorf("sweep table lacks %q:\n%s", want, table)
 		}
 	}
+	if !strings.Contains(body, `data-chart="sweep_loss"`) {
+		t.Error("the run page has no chart of the tasks' curves")
+	}
+	_, body = get(t, http.DefaultClient, srv.URL+"/api/runs/"+id+"/charts")
+	var charts []Chart
+	if err := json.Unmarshal([]byte(body), &charts); err != nil {
+		t.Fatal(err)
+	}
+	var sc *Chart
+	for i := range charts {
+		if charts[i].ID == "sweep_loss" {
+			sc = &charts[i]
+		}
+	}
+	if sc == nil || len(sc.Series) != 3 || sc.Series[1].Label != "task 1 lr=0.2" || len(sc.X) != 1 || sc.X[0] != 5 ||
+		sc.Series[1].Y[0] == nil || *sc.Series[1].Y[0] != 1.25 || sc.Series[0].Y[0] != nil {
+		t.Errorf("sweep chart: %+v", sc)
+	}
 }
