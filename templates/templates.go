@@ -91,6 +91,15 @@ func (l Layout) StageMetricsPath(name string) string {
 	return l.MetricsPath(name)
 }
 
+// StageLogPath is LogPath of a stage as the store names it: a sweep
+// task's (train[K]) is in its own directory, tasks/K.
+func (l Layout) StageLogPath(name string) string {
+	if stage, k, ok := jobs.ParseTaskStage(name); ok {
+		return LayoutOf(TaskDir(l.Dir, k)).LogPath(stage)
+	}
+	return l.LogPath(name)
+}
+
 // LogPath is the log file of a stage.
 func (l Layout) LogPath(stage string) string { return filepath.Join(l.Logs, stage+".log") }
 

@@ -556,4 +556,7 @@ func TestStageMetricsPath(t *testing.T) {
 	if got := l.StageMetricsPath("train[3]"); got != "/r/tasks/3/metrics/train.jsonl" {
 		t.Errorf("train[3]: %s", got)
 	}
+	if got, plain := l.StageLogPath("eval[2]"), l.StageLogPath("eval"); got != "/r/tasks/2/logs/eval.log" || plain != "/r/logs/eval.log" {
+		t.Errorf("logs: %s %s", got, plain)
+	}
 }

@@ -84,7 +84,7 @@ func logs(ctx context.Context, e *env, o logsOptions) error {
 	if err != nil {
 		return err
 	}
-	path := templates.LayoutOf(r.RunDir).LogPath(o.stage)
+	path := templates.LayoutOf(r.RunDir).StageLogPath(o.stage)
 	if o.json {
 		_, err := cl.fs.ReadAt(ctx, path, 0, 1)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -137,8 +137,18 @@ func TestE2ESweepSkipsFailedAndGatedTasks(t *testing.T) {
 		}
 		switch tk.Task {
 		case 2:
-			if tk.Verdict != "failed" || tk.Train != "FAILED" || !strings.Contains(tk.Why, "train did not finish") {
-				t.Errorf("crashed task: %+v", tk)
+			if tk.Verdict != "failed" || tk.Train != "FAILED" || !strings.Contains(tk.Why, "train did not finish") ||
+				!strings.Contains(tk.Why, "train[2] FAILED: TypeError") {
+				t.Errorf("crashed task: %+v, want why with its train's error line", tk)
+			}
+			// The task's own log says why it crashed, and status has that line.
+			for _, st := range run.Stages {
+				if st.Name == "train[2]" && !strings.HasPrefix(st.Error, "TypeError") {
+					t.Errorf("train[2]'s error line %q, want the payload's TypeError", st.Error)
+				}
+			}
+			if l := slurmtune(t, db, "logs", sub.Run, "train[2]"); l.code != 0 || !strings.Contains(l.stdout, "TypeError") {
+				t.Errorf("logs RUN train[2]: exit %d:\n%s%s", l.code, l.stdout, l.stderr)
 			}
 		case 3:
 			if tk.Verdict != "failed" || !strings.Contains(tk.Why, "perplexity") || !strings.Contains(tk.Why, "200") {

@@ -124,17 +124,24 @@ func NewView(r *store.Run, sr *store.SweepRun, tasks []store.SweepTask) *View {
 		if t.Passed != nil {
 			tv.Verdict = map[bool]string{true: "passed", false: "failed"}[*t.Passed]
 		}
-		if tv.Why == "" && !*orFalse(t.Passed) {
+		// What the task's own jobs ended with, after the select job's
+		// reason: the payload's error line of a crashed train, say.
+		if !*orFalse(t.Passed) {
 			for _, s := range []store.Stage{tr, ev} {
-				if s.Terminal() && s.State != string(slurm.StateCompleted) {
-					tv.Why = s.Name + " " + s.State
-					if s.Error != "" {
-						tv.Why += ": " + s.Error
-					} else if s.Reason != "" {
-						tv.Why += " (" + s.Reason + ")"
-					}
-					break
+				if !s.Terminal() || s.State == string(slurm.StateCompleted) {
+					continue
 				}
+				why := s.Name + " " + s.State
+				if s.Error != "" {
+					why += ": " + s.Error
+				} else if s.Reason != "" {
+					why += " (" + s.Reason + ")"
+				}
+				if tv.Why != "" {
+					why = tv.Why + "; " + why
+				}
+				tv.Why = why
+				break
 			}
 		}
 		if t.Winner {
