@@ -102,6 +102,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.Interface {
 		return // absent value: keep the default
 	}
+	if u, ok := v.Addr().Interface().(nodeUnmarshaler); ok {
+		u.unmarshalNode(d, n, path)
+		return
+	}
 	if u, ok := v.Addr().Interface().(scalarUnmarshaler); ok {
 		if n.Kind != yaml.ScalarNode {
 			d.errorf(n, "%s: want a scalar, got %s", path, kindName(n))
@@ -307,6 +311,12 @@ func editDistance(a, b string) int {
 // YAML scalar (durations, memory sizes).
 type scalarUnmarshaler interface {
 	unmarshalScalar(s string) error
+}
+
+// nodeUnmarshaler is implemented by types that decode themselves from any
+// node (a sweep parameter: a list or a range).
+type nodeUnmarshaler interface {
+	unmarshalNode(d *decoder, n *yaml.Node, path string)
 }
 
 // applySet applies one --set key.path=value override to the document,

@@ -53,6 +53,8 @@ type Pipeline struct {
 	// (default; directories 0700, files 0600, scripts 0700) or "group"
 	// (0750, 0640, 0750).
 	Share string `yaml:"share,omitempty"`
+	// Sweep makes the run a sweep (see sweep.go); nil for one point.
+	Sweep *Sweep `yaml:"sweep,omitempty"`
 
 	// File is the pipeline file's absolute path; Dir its directory.
 	File string `yaml:"-"`
@@ -1004,6 +1006,7 @@ func (p *Pipeline) validate(file string) Errors {
 	p.validateDeploy(bad, required)
 	p.validateMonitor(bad)
 	p.validateNotify(bad)
+	p.validateSweep(bad)
 	for i, m := range p.Environment.Modules {
 		if !moduleRe.MatchString(m) {
 			bad(fmt.Sprintf("environment.modules[%d]", i), "%q is not a module name", m)

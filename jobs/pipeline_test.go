@@ -122,7 +122,7 @@ func TestParseInvalid(t *testing.T) {
 		want []string // each line after "FILE"
 	}{
 		{"unknown_key", []string{`:5:3: unknown key "scirpt" in train (did you mean "script"?)`}},
-		{"unknown_top_key", []string{`:6:1: unknown key "zzz" in the pipeline file (known keys: cluster, data, deploy, environment, eval, model, monitor, name, notify, prep, share, train, version, workdir)`}},
+		{"unknown_top_key", []string{`:6:1: unknown key "zzz" in the pipeline file (known keys: cluster, data, deploy, environment, eval, model, monitor, name, notify, prep, share, sweep, train, version, workdir)`}},
 		{"wrong_type", []string{`:6:10: train.nodes: want a whole number, got "two"`}},
 		{"wrong_type_mapping", []string{`:4:8: train: want a mapping, got a list`}},
 		{"mem_list", []string{`:6:8: train.mem: want a scalar, got a list`}},

@@ -38,6 +38,9 @@ type Inspector interface {
 	// by munge where the commands run (never by an old token). It returns
 	// scontrol token's output (SLURM_JWT=...).
 	Token(ctx context.Context, lifespan time.Duration) (string, error)
+	// MaxArraySize is the cluster's MaxArraySize: a job array's task ids
+	// run from 0 to MaxArraySize-1.
+	MaxArraySize(ctx context.Context) (int, error)
 }
 
 // Node is what preflight needs of one node.

@@ -46,6 +46,15 @@ type SubmitRequest struct {
 	// AfterOK lists job ids this job waits for (afterok), with
 	// --kill-on-invalid-dep=yes so it is cancelled when one of them fails.
 	AfterOK []string
+	// AfterCorr lists job arrays whose task N this array's task N waits
+	// for (aftercorr; cancelled like AfterOK when it fails).
+	AfterCorr []string
+	// AfterAny lists jobs this job waits for, however they end (afterany).
+	AfterAny []string
+	// Array makes the job an array: the task ids as sbatch --array takes
+	// them ("0-5%2": tasks 0 to 5, at most 2 at once). The id Submit
+	// returns is the array's job id.
+	Array string
 	// Comment is the job's comment; slurmtune tags every job with one.
 	Comment string
 	// Env adds environment variables for the job.
@@ -56,6 +65,22 @@ type SubmitRequest struct {
 	Secrets map[string]string
 	// ExtraArgs are extra sbatch options (e.g. "--hold").
 	ExtraArgs []string
+}
+
+// Dependency is req's dependencies as sbatch --dependency takes them (all
+// must hold), and whether a failed one should cancel the job
+// (--kill-on-invalid-dep=yes); "" when there are none.
+func (req SubmitRequest) Dependency() (dep string, killOnInvalid bool) {
+	var parts []string
+	for _, d := range []struct {
+		kind string
+		ids  []string
+	}{{"afterok", req.AfterOK}, {"aftercorr", req.AfterCorr}, {"afterany", req.AfterAny}} {
+		if len(d.ids) > 0 {
+			parts = append(parts, d.kind+":"+strings.Join(d.ids, ":"))
+		}
+	}
+	return strings.Join(parts, ","), len(req.AfterOK) > 0 || len(req.AfterCorr) > 0
 }
 
 // Job is what slurmtune tracks of one Slurm job.

@@ -267,4 +267,22 @@ var migrations = []string{
 	// The line a failed stage's log ends with (the payload's own error),
 	// for status.
 	`ALTER TABLE stages ADD COLUMN error TEXT NOT NULL DEFAULT '';`,
+	// A sweep's tasks: the settings each one runs with, and once the
+	// select job has run, its metric, gate verdict and the winner. Each
+	// task's train and eval are stages of their own (train[K], eval[K]).
+	`CREATE TABLE sweep_runs (
+		run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		metric TEXT NOT NULL,
+		goal   TEXT NOT NULL
+	);
+	CREATE TABLE sweep_tasks (
+		run_id   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		task     INTEGER NOT NULL,
+		settings TEXT NOT NULL,
+		metric   REAL,
+		passed   INTEGER,
+		reason   TEXT NOT NULL DEFAULT '',
+		winner   INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (run_id, task)
+	);`,
 }

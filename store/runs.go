@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
 )
 
@@ -89,7 +90,9 @@ func (r Run) Ended() bool {
 
 // DeriveState is a run's state from its stages: FAILED as soon as one stage
 // ended badly, SUCCEEDED when all completed, RUNNING once any started,
-// otherwise PENDING. A run cancelled by hand is CANCELLED.
+// otherwise PENDING. A run cancelled by hand is CANCELLED. A sweep task's
+// stages (train[K], eval[K]) only count as started: a task that fails
+// leaves the others going, and the select stage after them decides.
 func DeriveState(cancelled bool, stages []Stage) string {
 	if cancelled {
 		return RunCancelled
@@ -98,6 +101,8 @@ func DeriveState(cancelled bool, stages []Stage) string {
 	for _, s := range stages {
 		st := slurm.State(s.State)
 		switch {
+		case jobs.IsTaskStage(s.Name):
+			started = started || st != slurm.StatePending && st != StateNotSubmitted && st != StateSubmitting
 		case st == slurm.StateCompleted:
 			started = true
 		case st.Terminal():
@@ -155,6 +160,19 @@ func insertRun(ctx context.Context, tx *sql.Tx, r Run, stages []string, now time
 func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobID string) error {
 	now := time.Now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := recordSubmitted(ctx, tx, runID, stage, cluster, jobID, now); err != nil {
+			return err
+		}
+		return s.refreshRunState(ctx, tx, runID, now)
+	})
+	if err != nil {
+		return fmt.Errorf("record job %s of %s/%s: %w", jobID, runID, stage, err)
+	}
+	return nil
+}
+
+func recordSubmitted(ctx context.Context, tx *sql.Tx, runID, stage, cluster, jobID string, now time.Time) error {
+	{
 		var attempt int
 		var from string
 		if err := tx.QueryRowContext(ctx, `SELECT attempt, state FROM stages WHERE run_id = ? AND name = ?`, runID, stage).Scan(&attempt, &from); err != nil {
@@ -178,10 +196,6 @@ func (s *Store) RecordSubmitted(ctx context.Context, runID, stage, cluster, jobI
 			runID, stage, jobID, from, string(slurm.StatePending), ms(now)); err != nil {
 			return err
 		}
-		return s.refreshRunState(ctx, tx, runID, now)
-	})
-	if err != nil {
-		return fmt.Errorf("record job %s of %s/%s: %w", jobID, runID, stage, err)
 	}
 	return nil
 }

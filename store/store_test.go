@@ -694,3 +694,47 @@ func TestRunEnded(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepTasksAndDeriveState(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "st.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stages := []string{"prep", "train[0]", "train[1]", "eval[0]", "eval[1]", "select", "deploy"}
+	if err := s.CreateRun(ctx, Run{ID: "sw", Name: "sw", PipelineFile: "p", RunDir: "/r", Transport: "local"}, stages); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveSweepTasks(ctx, "sw", SweepRun{Metric: "perplexity", Goal: "min"}, []SweepTask{{Task: 0, Settings: `{"lr":0.1}`}, {Task: 1, Settings: `{"lr":0.2}`}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordArraySubmitted(ctx, "sw", stages[1:3], "", []string{"7_0", "7_1"}); err != nil {
+		t.Fatal(err)
+	}
+	// One task failing leaves the run running: select decides.
+	if _, err := s.UpdateJob(ctx, TrackedJob{RunID: "sw", Stage: "train[1]", JobID: "7_1"}, slurm.Job{ID: "7_1", State: slurm.StateFailed, ExitCode: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.GetRun(ctx, "sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != RunRunning || r.Stages[2].JobID != "7_1" || r.Stages[2].State != "FAILED" || r.Stages[2].Attempt != 1 {
+		t.Errorf("run %s, train[1] %+v", r.State, r.Stages[2])
+	}
+	m, yes := 3.5, true
+	if err := s.SaveSweepSelection(ctx, "sw", []SweepTask{{Task: 0, Metric: &m, Passed: &yes, Winner: true}}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.SweepTasks(ctx, "sw")
+	if err != nil || len(ts) != 2 || !ts[0].Winner || *ts[0].Metric != 3.5 || ts[1].Passed != nil || ts[1].Settings != `{"lr":0.2}` {
+		t.Errorf("%+v %v", ts, err)
+	}
+	if sr, err := s.GetSweepRun(ctx, "sw"); err != nil || *sr != (SweepRun{"perplexity", "min"}) {
+		t.Errorf("sweep run %+v %v", sr, err)
+	}
+	if sr, err := s.GetSweepRun(ctx, "other"); sr != nil || err != nil {
+		t.Errorf("not a sweep: %+v %v", sr, err)
+	}
+}

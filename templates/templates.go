@@ -52,6 +52,9 @@ type Run struct {
 	// With train.chain_time_limit the train job asks for at most this
 	// long and requeues itself at the limit.
 	MaxTime time.Duration
+	// DataDir is the prep output when it is not Dir's own: a sweep task's
+	// directory (tasks/K of the run) reads the run's data.
+	DataDir string
 }
 
 // Layout is where a run keeps its files, relative to nothing: all absolute.
@@ -81,6 +84,24 @@ func LayoutOf(dir string) Layout {
 // MetricsPath is the metrics file of a stage ($SLURMTUNE_METRICS_FILE):
 // JSON lines the stage's payload appends (see the README's payload contract).
 func (l Layout) MetricsPath(stage string) string { return filepath.Join(l.Metrics, stage+".jsonl") }
+
+// StageMetricsPath is MetricsPath of a stage as the store names it: a
+// sweep task's (train[K]) is in its own directory, tasks/K.
+func (l Layout) StageMetricsPath(name string) string {
+	if stage, k, ok := jobs.ParseTaskStage(name); ok {
+		return LayoutOf(TaskDir(l.Dir, k)).MetricsPath(stage)
+	}
+	return l.MetricsPath(name)
+}
+
+// StageLogPath is LogPath of a stage as the store names it: a sweep
+// task's (train[K]) is in its own directory, tasks/K.
+func (l Layout) StageLogPath(name string) string {
+	if stage, k, ok := jobs.ParseTaskStage(name); ok {
+		return LayoutOf(TaskDir(l.Dir, k)).LogPath(stage)
+	}
+	return l.LogPath(name)
+}
 
 // LogPath is the log file of a stage.
 func (l Layout) LogPath(stage string) string { return filepath.Join(l.Logs, stage+".log") }
@@ -196,6 +217,66 @@ func (s *Set) RenderServe(p *jobs.Pipeline, run Run, checkpoint string) (Script,
 	return Script{Stage: ServeStage, Body: buf.Bytes(), Log: d.Log}, nil
 }
 
+// SelectStage is a sweep's stage that picks the winner, between the eval
+// array and deploy.
+const SelectStage = "select"
+
+// RenderSelect renders a sweep's select job (1 CPU, 256M, 10 minutes).
+func (s *Set) RenderSelect(p *jobs.Pipeline, run Run) (Script, error) {
+	d := stageData(p, run, SelectStage)
+	d.CPUs, d.Mem, d.Time = 1, "256M", "00:10:00"
+	var buf bytes.Buffer
+	if err := s.t.ExecuteTemplate(&buf, "select.sbatch.tmpl", d); err != nil {
+		return Script{}, fmt.Errorf("render select: %w", err)
+	}
+	return Script{Stage: SelectStage, Body: buf.Bytes(), Log: d.Log}, nil
+}
+
+// ArrayScript is the script of a sweep's train or eval array: the #SBATCH
+// lines every task shares (taken from a task's script, less --output, which
+// the array passes with %a) and a line that runs the task's own script,
+// tasks/$SLURM_ARRAY_TASK_ID/STAGE.sbatch, in its place (signals, requeues
+// and exit codes are the task script's).
+func ArrayScript(runDir, stage string, task []byte) []byte {
+	var b strings.Builder
+	b.WriteString("#!/bin/bash\n")
+	for _, line := range Directives(task) {
+		if !strings.HasPrefix(line, "#SBATCH --output=") {
+			b.WriteString(line + "\n")
+		}
+	}
+	b.WriteString("# A sweep's " + stage + " array: each task runs its own script, with its own settings.\n")
+	b.WriteString("exec " + Quote(TaskDir(runDir, -1)) + "\"/$SLURM_ARRAY_TASK_ID/" + stage + ".sbatch\"\n")
+	return []byte(b.String())
+}
+
+// Directives returns a script's #SBATCH lines (up to its first command, as
+// sbatch reads them).
+func Directives(script []byte) []string {
+	var out []string
+	for i, line := range strings.Split(string(script), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case i == 0 && strings.HasPrefix(t, "#!"):
+		case strings.HasPrefix(t, "#SBATCH"):
+			out = append(out, t)
+		case t == "" || strings.HasPrefix(t, "#"):
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+// TaskDir is the directory of a sweep's task k in runDir (k < 0: the
+// directory that holds them all).
+func TaskDir(runDir string, k int) string {
+	if k < 0 {
+		return filepath.Join(runDir, "tasks")
+	}
+	return filepath.Join(runDir, "tasks", fmt.Sprint(k))
+}
+
 func stageData(p *jobs.Pipeline, run Run, stage string) data {
 	l := LayoutOf(run.Dir)
 	d := data{
@@ -209,6 +290,9 @@ func stageData(p *jobs.Pipeline, run Run, stage string) data {
 		Modules: p.Environment.Modules, Setup: p.Environment.Setup,
 		PortBase: 20000, PortRange: 20000, SrunWait: 60,
 		Strategy: p.Deploy.Strategy,
+	}
+	if run.DataDir != "" {
+		d.DataDir = run.DataDir
 	}
 	d.DirectiveSafeLogs = directiveSafe(d.Log)
 	keys := make([]string, 0, len(p.Environment.Env))

@@ -547,3 +547,16 @@ func TestMetricsFileIsLiteral(t *testing.T) {
 		})
 	}
 }
+
+func TestStageMetricsPath(t *testing.T) {
+	l := LayoutOf("/r")
+	if got := l.StageMetricsPath("train"); got != "/r/metrics/train.jsonl" {
+		t.Errorf("train: %s", got)
+	}
+	if got := l.StageMetricsPath("train[3]"); got != "/r/tasks/3/metrics/train.jsonl" {
+		t.Errorf("train[3]: %s", got)
+	}
+	if got, plain := l.StageLogPath("eval[2]"), l.StageLogPath("eval"); got != "/r/tasks/2/logs/eval.log" || plain != "/r/logs/eval.log" {
+		t.Errorf("logs: %s %s", got, plain)
+	}
+}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 )
@@ -433,6 +436,9 @@ type runView struct {
 	Series   []store.MetricSeries
 	Params   []paramRow
 	Deploys  []deployRow
+	// Sweep is a sweep run's tasks, best first (nil for other runs).
+	Sweep      *sweep.View
+	SweepTasks []sweep.TaskView
 }
 
 type evalMetricRow struct {
@@ -465,6 +471,14 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	if v.Eval, err = s.o.Store.EvalReport(ctx, run.ID); err != nil {
 		s.fail(w, err)
 		return
+	}
+	sweeps, err := sweep.Views(ctx, s.o.Store, []*store.Run{run})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if v.Sweep = sweeps[run.ID]; v.Sweep != nil {
+		v.SweepTasks = slices.SortedFunc(slices.Values(v.Sweep.Tasks), func(a, b sweep.TaskView) int { return a.Rank - b.Rank })
 	}
 	if v.Eval != nil {
 		for _, name := range slices.Sorted(mapKeys(v.Eval.Metrics)) {
@@ -572,6 +586,53 @@ func align(c *Chart, lines []line) {
 	}
 }
 
+// add appends the i-th point p at its step (i without one); x must grow
+// within a line: a step written twice keeps the later value.
+func (l *line) add(i int, p store.MetricPoint) {
+	x := float64(i)
+	if p.Step != nil {
+		x = float64(*p.Step)
+	}
+	if n := len(l.xs); n > 0 && x <= l.xs[n-1] {
+		for n > 0 && x <= l.xs[n-1] {
+			n--
+		}
+		l.xs, l.ys = l.xs[:n], l.ys[:n]
+	}
+	l.xs, l.ys = append(l.xs, x), append(l.ys, p.Value)
+}
+
+// sweepChart is a sweep's train loss: a line per task (its settings that
+// vary in the label), so the tasks' curves can be read side by side.
+func (s *Server) sweepChart(ctx context.Context, run *store.Run) (*Chart, error) {
+	views, err := sweep.Views(ctx, s.o.Store, []*store.Run{run})
+	if err != nil || views[run.ID] == nil {
+		return nil, err
+	}
+	v := views[run.ID]
+	c := Chart{ID: "sweep_loss", Title: "train loss by task", XLabel: "step", YLabel: "train loss", Marks: []Mark{}}
+	var lines []line
+	for _, t := range v.Tasks {
+		pts, err := s.o.Store.MetricPoints(ctx, run.ID, store.MetricFilter{Stage: jobs.TaskStage(jobs.StageTrain, t.Task), Name: "loss"})
+		if err != nil {
+			return nil, err
+		}
+		l := line{label: fmt.Sprintf("task %d", t.Task)}
+		for _, k := range v.Varying {
+			l.label += fmt.Sprintf(" %s=%v", k[strings.LastIndexByte(k, '.')+1:], t.Settings[k])
+		}
+		for i, p := range pts {
+			l.add(i, p)
+		}
+		lines = append(lines, l)
+	}
+	align(&c, lines)
+	if len(c.X) == 0 {
+		c.Empty = noMetrics
+	}
+	return &c, nil
+}
+
 type segKey struct {
 	job              string
 	attempt, restart int
@@ -591,18 +652,7 @@ func curveChart(id, title string, pts []store.MetricPoint, empty string) Chart {
 			segs[k] = l
 			order = append(order, k)
 		}
-		x := float64(i)
-		if p.Step != nil {
-			x = float64(*p.Step)
-		}
-		// x must grow within a line: a step written twice keeps the later value.
-		if n := len(l.xs); n > 0 && x <= l.xs[n-1] {
-			for n > 0 && x <= l.xs[n-1] {
-				n--
-			}
-			l.xs, l.ys = l.xs[:n], l.ys[:n]
-		}
-		l.xs, l.ys = append(l.xs, x), append(l.ys, p.Value)
+		l.add(i, p)
 	}
 	lines := make([]line, 0, len(order))
 	for i, k := range order {
@@ -756,6 +806,12 @@ func (s *Server) apiCharts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	charts := []Chart{curveChart("loss", "train loss", loss, noMetrics), curveChart("lr", "learning rate", lr, "No learning rate recorded.")}
+	if sc, err := s.sweepChart(ctx, run); err != nil {
+		s.fail(w, err)
+		return
+	} else if sc != nil {
+		charts = append(charts, *sc)
+	}
 	charts = append(charts, gpuCharts(gpu)...)
 	charts = append(charts, deployCharts(dep)...)
 	writeJSON(w, charts)

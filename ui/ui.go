@@ -52,6 +52,8 @@ type Store interface {
 	DeployEvents(ctx context.Context, name string) ([]store.DeployEvent, error)
 	DeploySamples(ctx context.Context, name, runID string) ([]store.DeploySample, error)
 	RunParams(ctx context.Context, runID string) (map[string]any, error)
+	GetSweepRun(ctx context.Context, runID string) (*store.SweepRun, error)
+	SweepTasks(ctx context.Context, runID string) ([]store.SweepTask, error)
 }
 
 // LiveFunc asks Slurm, read-only, about the jobs the database says are

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -364,5 +365,75 @@ func TestBrowserPages(t *testing.T) {
 	}
 	if !strings.Contains(p.Text, "lr") || !strings.Contains(p.Text, "0.01") || p.XSS != "" {
 		t.Errorf("compare page lacks the differing lr:\n%s", p.Text)
+	}
+}
+
+// TestSweepRanking: a sweep run's page ranks its tasks, best passing first,
+// with the settings that vary, each task's final loss and why the others
+// lost.
+func TestSweepRanking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "st.db")
+	st, err := store.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "sw-20260101-000000-dddd"
+	if err := st.CreateRun(ctx, store.Run{ID: id, Name: "sw", RunDir: "/r/" + id, Transport: "local"},
+		[]string{"prep", "train[0]", "train[1]", "train[2]", "eval[0]", "eval[1]", "eval[2]", "select", "deploy"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveSweepTasks(ctx, id, store.SweepRun{Metric: "perplexity", Goal: "min"}, []store.SweepTask{
+		{Task: 0, Settings: `{"lr":0.1}`}, {Task: 1, Settings: `{"lr":0.2}`}, {Task: 2, Settings: `{"lr":0.3}`}}); err != nil {
+		t.Fatal(err)
+	}
+	f := func(x float64) *float64 { return &x }
+	yes, no := true, false
+	if err := st.SaveSweepSelection(ctx, id, []store.SweepTask{{Task: 0, Metric: f(9), Passed: &yes}, {Task: 1, Metric: f(4), Passed: &yes, Winner: true},
+		{Task: 2, Metric: f(2), Passed: &no, Reason: "gate perplexity = 2, want >= 3"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := int64(5)
+	if _, err := st.SaveMetricLines(ctx, id, store.MetricFile{Path: "/r/m", Stage: "train[1]"}, store.MetricFile{Path: "/r/m", Stage: "train[1]", ReadTo: 10},
+		[]store.MetricPoint{{Stage: "train[1]", Name: "loss", Step: &s, Value: 1.25, Time: time.Now(), JobID: "7_1", Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	srv := newServer(t, path, "")
+	code, body := get(t, http.DefaultClient, srv.URL+"/runs/"+id)
+	if code != 200 {
+		t.Fatalf("run page: %d\n%s", code, body)
+	}
+	i := strings.Index(body, `id="sweep"`)
+	if i < 0 {
+		t.Fatalf("no sweep table:\n%s", body)
+	}
+	table := body[i:]
+	table = table[:strings.Index(table, "</table>")]
+	rows := regexp.MustCompile(`<tr data-task="(\d)"`).FindAllStringSubmatch(table, -1)
+	if len(rows) != 3 || rows[0][1] != "1" || rows[1][1] != "0" || rows[2][1] != "2" {
+		t.Errorf("tasks not best first (1, 0, then the failed 2): %v\n%s", rows, table)
+	}
+	for _, want := range []string{"winner", "1.25", "gate perplexity = 2, want &gt;= 3", "<th>lr</th>"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("sweep table lacks %q:\n%s", want, table)
+		}
+	}
+	if !strings.Contains(body, `data-chart="sweep_loss"`) {
+		t.Error("the run page has no chart of the tasks' curves")
+	}
+	_, body = get(t, http.DefaultClient, srv.URL+"/api/runs/"+id+"/charts")
+	var charts []Chart
+	if err := json.Unmarshal([]byte(body), &charts); err != nil {
+		t.Fatal(err)
+	}
+	var sc *Chart
+	for i := range charts {
+		if charts[i].ID == "sweep_loss" {
+			sc = &charts[i]
+		}
+	}
+	if sc == nil || len(sc.Series) != 3 || sc.Series[1].Label != "task 1 lr=0.2" || len(sc.X) != 1 || sc.X[0] != 5 ||
+		sc.Series[1].Y[0] == nil || *sc.Series[1].Y[0] != 1.25 || sc.Series[0].Y[0] != nil {
+		t.Errorf("sweep chart: %+v", sc)
 	}
 }

@@ -42,7 +42,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{validateCommand(), renderCommand(), submitCommand(), statusCommand(), logsCommand(),
 			cancelCommand(), syncCommand(), deployCommand(), prepCommand(), gateCommand(), routerCommand(),
 			exporterCommand(), gpuCommand(), sbatchCommand(), retryCommand(), dbCommand(), reviewCommand(),
-			clusterCommand(), driftCommand(), completionCommand(), metricsCommand(), compareCommand(), uiCommand(),
+			clusterCommand(), driftCommand(), completionCommand(), metricsCommand(), compareCommand(), uiCommand(), sweepCommand(),
 		},
 	}
 	usageErrors(app.Commands)

@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/slurmtune/slurmtune/eval"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -205,6 +206,9 @@ func ingestRun(ctx context.Context, e *env, st *store.Store, fsys slurm.FileSyst
 	if err := ingestEvalReport(ctx, st, fsys, r); err != nil {
 		e.log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
 	}
+	if err := sweep.Ingest(ctx, st, fsys, r); err != nil {
+		e.log.Warn("could not read the sweep's selection", "run", r.ID, "err", err)
+	}
 }
 
 // ingestMetrics reads the new lines of every submitted stage's metrics file.
@@ -219,7 +223,7 @@ func ingestMetrics(ctx context.Context, st *store.Store, fsys slurm.FileSystem, 
 		if s.JobID == "" {
 			continue
 		}
-		path := l.MetricsPath(s.Name)
+		path := l.StageMetricsPath(s.Name)
 		from, ok := files[path]
 		if !ok {
 			from = store.MetricFile{Path: path, Stage: s.Name}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -210,8 +211,8 @@ func compareCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.NArg() < 2 {
-				return usagef("compare: want at least two RUNs")
+			if c.NArg() < 1 {
+				return usagef("compare: want at least two RUNs, or one sweep run")
 			}
 			return compareRuns(c.Context, e, compareOptions{runs: c.Args().Slice(), json: c.Bool("json"), noSync: c.Bool("no-sync")})
 		},
@@ -239,6 +240,8 @@ type compareJSON struct {
 	// every run (absent in some counts as different).
 	Differing []string         `json:"differing_hyperparameters"`
 	Runs      []compareRunJSON `json:"runs"`
+	// Sweeps are the sweep runs' tasks, with their rank (by run id).
+	Sweeps map[string]*sweep.View `json:"sweeps,omitempty"`
 }
 
 func compareRuns(ctx context.Context, e *env, o compareOptions) error {
@@ -263,12 +266,21 @@ func compareRuns(ctx context.Context, e *env, o compareOptions) error {
 	if err != nil {
 		return err
 	}
+	if out.Sweeps, err = sweep.Views(ctx, st, runs); err != nil {
+		return err
+	}
+	if len(runs) < 2 && len(out.Sweeps) == 0 {
+		return usagef("compare: want at least two RUNs (%s is not a sweep)", runs[0].ID)
+	}
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	return writeCompareText(e.stdout, out)
+	if err := writeCompareText(e.stdout, out); err != nil {
+		return err
+	}
+	return writeSweepTables(e.stdout, runs, out.Sweeps, true)
 }
 
 func buildComparison(ctx context.Context, st *store.Store, runs []*store.Run) (compareJSON, error) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/slurmtune/slurmtune/jobs"
 )
 
 func retryCommand() *cli.Command {
@@ -14,6 +16,7 @@ func retryCommand() *cli.Command {
 		ArgsUsage: "RUN",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "resubmit from this `STAGE` (default: the first that did not complete)"},
+			&cli.IntFlag{Name: "task", Value: -1, Usage: "a sweep run: resubmit task `K` (its train and eval), then select and deploy"},
 			&cli.BoolFlag{Name: "json", Usage: `print {"run": ID, "jobs": {STAGE: JOBID}}`},
 		},
 		Action: func(c *cli.Context) error {
@@ -24,7 +27,11 @@ func retryCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("retry: want one RUN")
 			}
-			return retryRun(c.Context, e, c.Args().First(), c.String("from"), c.Bool("json"))
+			from := c.String("from")
+			if k := c.Int("task"); k >= 0 {
+				from = jobs.TaskStage("train", k)
+			}
+			return retryRun(c.Context, e, c.Args().First(), from, c.Bool("json"))
 		},
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -68,10 +69,17 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.json {
-		return writeStatusJSON(e.stdout, runs, gpu, restarts, metrics)
+	sweeps, err := sweep.Views(ctx, st, runs)
+	if err != nil {
+		return err
 	}
-	return writeStatusTable(e.stdout, runs, gpu, restarts, metrics)
+	if o.json {
+		return writeStatusJSON(e.stdout, runs, gpu, restarts, metrics, sweeps)
+	}
+	if err := writeStatusTable(e.stdout, runs, gpu, restarts, metrics); err != nil {
+		return err
+	}
+	return writeSweepTables(e.stdout, runs, sweeps, false)
 }
 
 // statusMetrics is what status shows of a run's metrics: its last train
@@ -175,15 +183,18 @@ type runJSON struct {
 	GPUHoursSource string   `json:"gpu_hours_source"`
 	// Metrics is the run's last train loss and its eval report.
 	Metrics *statusMetrics `json:"metrics"`
+	// Sweep is a sweep run's table (absent for other runs).
+	Sweep *sweep.View `json:"sweep,omitempty"`
 }
 
-func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
+func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics,
+	sweeps map[string]*sweep.View) error {
 	out := struct {
 		Runs []runJSON `json:"runs"`
 	}{Runs: []runJSON{}}
 	for _, r := range runs {
 		rj := runJSON{ID: r.ID, Name: r.Name, State: r.State, Transport: r.Transport, Cluster: r.Cluster, RunDir: r.RunDir,
-			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: metrics[r.ID]}
+			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: metrics[r.ID], Sweep: sweeps[r.ID]}
 		g := gpu[r.ID]
 		if g != nil {
 			rj.GPUHours, rj.GPUHoursSource = g.hours, g.source

@@ -78,6 +78,9 @@ func submit(c *cli.Context, e *env, p *jobs.Pipeline, o submitOptions) error {
 		return err
 	}
 	opts := chain.SubmitOptions{IfChanged: o.ifChanged}
+	if opts.Tasks, err = sweepTasks(c, p, cl.Inspector); err != nil {
+		return err
+	}
 	if o.ifChanged {
 		if opts.Fingerprint, err = chain.Fingerprint(p); err != nil {
 			return err

@@ -47,7 +47,7 @@ func validateCommand() *cli.Command {
 					return preflight.Target{Client: cl.client, Inspector: cl.Inspector, FS: cl.fs, Where: cl.Where(), Slurmtune: cl.slurmtune}, cl.close, nil
 				}
 			}
-			res, err := preflight.ValidateFile(c.Context, o.file, p, err, connectpkg.HostFS(), open)
+			res, err := preflight.ValidateFile(c.Context, o.file, jobs.LoadOptions{Sets: c.StringSlice("set")}, p, err, connectpkg.HostFS(), open)
 			if err != nil {
 				return err
 			}

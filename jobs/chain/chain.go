@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -124,6 +125,11 @@ type Prepared struct {
 	Scripts []templates.Script
 	files   map[string][]byte
 	modes   jobs.Modes
+	// tasks is a sweep's number of tasks (0: not a sweep).
+	tasks int
+	// maxTime is the train partition's MaxTime Prepare found (see
+	// templates.Run.MaxTime).
+	maxTime time.Duration
 }
 
 // Prepare renders every stage of p for a new run. Nothing is written.
@@ -167,7 +173,7 @@ func (s *Service) Prepare(ctx context.Context, p *jobs.Pipeline) (*Prepared, err
 			files[filepath.Join(dir, jobs.DSConfigName)] = ds
 		}
 	}
-	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes()}, nil
+	return &Prepared{ID: id, Dir: dir, Scripts: scripts, files: files, modes: p.Modes(), maxTime: run.MaxTime}, nil
 }
 
 // PartitionLister is what Prepare asks of a slurm.Inspector.
@@ -237,6 +243,9 @@ type SubmitOptions struct {
 	IfChanged bool
 	// Fingerprint identifies the inputs (see Fingerprint).
 	Fingerprint string
+	// Tasks are a sweep's resolved tasks (package jobs/sweep); a pipeline
+	// with a sweep section is submitted as one (see SubmitSweep).
+	Tasks []sweep.Task
 }
 
 // Submit renders p, records the run, writes the run directory and submits
@@ -248,6 +257,9 @@ type SubmitOptions struct {
 func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptions) (*Submitted, error) {
 	// The secrets given by {env: VAR} must all be there before anything
 	// is recorded or written.
+	if p.Sweep != nil {
+		return s.SubmitSweep(ctx, p, opts.Tasks, opts)
+	}
 	secrets, err := s.secretEnv(p)
 	if err != nil {
 		return nil, err
@@ -256,21 +268,10 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CheckSubmits(prep); err != nil {
+	if existing, err := s.recordRun(ctx, p, prep, p.Stages(), opts); err != nil {
 		return nil, err
-	}
-	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
-		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
-	if opts.IfChanged {
-		existing, err := s.Store.ClaimRun(ctx, run, p.Stages())
-		if err != nil {
-			return nil, err
-		}
-		if existing != nil {
-			return &Submitted{Skipped: existing}, nil
-		}
-	} else if err := s.Store.CreateRun(ctx, run, p.Stages()); err != nil {
-		return nil, err
+	} else if existing != nil {
+		return &Submitted{Skipped: existing}, nil
 	}
 	if p.Notify.Webhook != "" {
 		cfg, err := json.Marshal(p.Notify)
@@ -290,23 +291,49 @@ func (s *Service) Submit(ctx context.Context, p *jobs.Pipeline, opts SubmitOptio
 		req := stageRequest(prep, sc, prev)
 		req.Secrets = secrets
 		id, err := s.SubmitStage(ctx, prep.ID, sc.Stage, req)
-		if errors.Is(err, slurm.ErrSubmitUncertain) {
-			// The job may be in Slurm and could not be looked up now (the
-			// connection is gone): leave the run submitting, with the intent
-			// open, for the next command to adopt or clear it.
-			return nil, fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", sc.Stage, prep.ID, err)
-		}
 		if err != nil {
-			return nil, s.interrupted(ctx, prep.ID, submitted, fmt.Errorf("submit %s stage: %w", sc.Stage, err))
+			return nil, s.submitFailed(ctx, prep.ID, sc.Stage, submitted, err)
 		}
 		out.Jobs[sc.Stage] = id
 		submitted = append(submitted, id)
 		prev = []string{id}
 	}
-	if err := s.Store.FinishSubmission(ctx, prep.ID, store.SubmissionComplete, ""); err != nil {
+	return s.finish(ctx, prep.ID, out)
+}
+
+// submitFailed is what a failed stage submit leaves: when the job may be in
+// Slurm and could not be looked up now (the connection is gone), the run
+// stays submitting with the intent open, for the next command to adopt or
+// clear it; otherwise what was submitted is cancelled and the run
+// interrupted.
+func (s *Service) submitFailed(ctx context.Context, runID, stage string, submitted []string, err error) error {
+	if errors.Is(err, slurm.ErrSubmitUncertain) {
+		return fmt.Errorf("submit %s stage of run %s: %w; the next slurmtune command (e.g. sync) reconciles it", stage, runID, err)
+	}
+	return s.interrupted(ctx, runID, submitted, fmt.Errorf("submit %s stage: %w", stage, err))
+}
+
+// recordRun checks that the transport can send every stage of prep and
+// records the run with its stages, none submitted yet; with IfChanged, a run
+// with the same inputs in flight or succeeded is returned instead.
+func (s *Service) recordRun(ctx context.Context, p *jobs.Pipeline, prep *Prepared, stages []string, opts SubmitOptions) (*store.Run, error) {
+	if err := s.CheckSubmits(prep); err != nil {
 		return nil, err
 	}
-	r, err := s.Store.GetRun(ctx, prep.ID)
+	run := store.Run{ID: prep.ID, Name: p.Name, PipelineFile: p.File, RunDir: prep.Dir, Transport: s.Transport, Cluster: s.Cluster,
+		ClusterConfig: s.ClusterConfig, Fingerprint: opts.Fingerprint, Submitter: Submitter()}
+	if opts.IfChanged {
+		return s.Store.ClaimRun(ctx, run, stages)
+	}
+	return nil, s.Store.CreateRun(ctx, run, stages)
+}
+
+// finish marks a submission complete and returns it with the run.
+func (s *Service) finish(ctx context.Context, runID string, out *Submitted) (*Submitted, error) {
+	if err := s.Store.FinishSubmission(ctx, runID, store.SubmissionComplete, ""); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err
 	}

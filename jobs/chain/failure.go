@@ -73,7 +73,7 @@ func (s *Service) recordFailure(ctx context.Context, t store.TrackedJob) {
 	if err != nil {
 		return
 	}
-	path := templates.LayoutOf(r.RunDir).LogPath(t.Stage)
+	path := templates.LayoutOf(r.RunDir).StageLogPath(t.Stage)
 	fi, err := st.Stat(ctx, path)
 	if err != nil {
 		return

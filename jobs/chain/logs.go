@@ -120,7 +120,7 @@ func StageLogOf(r *store.Run, stage string) (*StageLog, error) {
 		names[i] = s.Name
 		if s.Name == stage {
 			return &StageLog{Run: r.ID, Stage: s.Name, JobID: s.JobID, State: s.State, Attempt: s.Attempt,
-				Restarts: s.Restarts, Nodes: s.Nodes, Log: templates.LayoutOf(r.RunDir).LogPath(stage)}, nil
+				Restarts: s.Restarts, Nodes: s.Nodes, Log: templates.LayoutOf(r.RunDir).StageLogPath(stage)}, nil
 		}
 	}
 	return nil, &UnknownStageError{Run: r.ID, Stage: stage, Stages: names}

@@ -76,9 +76,16 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileResult, error) {
 		for _, st := range r.Stages {
 			if st.State == store.StateSubmitting {
 				tag := StageTag(r.ID, st.Name, st.Attempt+1)
+				base, task, isTask := jobs.ParseTaskStage(st.Name)
+				if isTask && st.Attempt == 0 {
+					tag = StageTag(r.ID, base, 1) // a sweep's first array carries its stage's tag
+				}
 				id, err := s.findTagged(ctx, tag)
 				if err != nil {
 					return res, fmt.Errorf("reconcile %s/%s: %w", r.ID, st.Name, err)
+				}
+				if id != "" && isTask {
+					id = fmt.Sprintf("%s_%d", strings.SplitN(id, "_", 2)[0], task) // the array's task
 				}
 				if id != "" {
 					if err := s.Store.RecordSubmitted(ctx, r.ID, st.Name, s.Cluster, id); err != nil {
@@ -143,6 +150,9 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 	if err != nil {
 		return nil, err
 	}
+	if retry, err := s.sweepRetry(ctx, r, from); retry != nil || err != nil {
+		return retry, err
+	}
 	for _, st := range r.Stages {
 		if st.State == store.StateSubmitting || st.JobID != "" && !st.Terminal() {
 			return nil, fmt.Errorf("run %s still has a live job (%s %s): cancel it first", r.ID, st.Name, st.JobID)
@@ -189,13 +199,7 @@ func (s *Service) Retry(ctx context.Context, runID, from string) (*Submitted, er
 		submitted = append(submitted, id)
 		prev = []string{id}
 	}
-	if err := s.Store.FinishSubmission(ctx, r.ID, store.SubmissionComplete, ""); err != nil {
-		return nil, err
-	}
-	if out.Run, err = s.Store.GetRun(ctx, r.ID); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.finish(ctx, r.ID, out)
 }
 
 // runSecrets reads a run's pipeline snapshot and resolves its

@@ -53,7 +53,8 @@ func (s *Service) autoRetry(ctx context.Context, t store.TrackedJob) error {
 	if err != nil {
 		return fmt.Errorf("read the run's pipeline: %w", err)
 	}
-	policy := p.RetriesOf(t.Stage)
+	base, _, _ := jobs.ParseTaskStage(t.Stage) // a sweep task's stage has its stage's policy
+	policy := p.RetriesOf(base)
 	if !policy.Allows(stage.State, stage.Attempt) {
 		if contains(policy.On, stage.State) {
 			s.Log.Warn("stage ended and its retries are used up", "run", r.ID, "stage", t.Stage, "state", stage.State,
@@ -63,7 +64,11 @@ func (s *Service) autoRetry(ctx context.Context, t store.TrackedJob) error {
 	}
 	var doomed []store.TrackedJob
 	var ids []string
+	_, task, isTask := jobs.ParseTaskStage(t.Stage)
 	for _, st := range r.Stages {
+		if isTask && st.Name != jobs.TaskStage(jobs.StageEval, task) {
+			continue // a sweep task's dependant is its own eval (RetryTask redoes select and deploy)
+		}
 		if st.Position > stage.Position && st.JobID != "" && !st.Terminal() {
 			doomed = append(doomed, store.TrackedJob{RunID: r.ID, Stage: st.Name, JobID: st.JobID})
 			ids = append(ids, st.JobID)

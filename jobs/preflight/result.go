@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/slurmtune/slurmtune/jobs"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/slurm"
 )
 
@@ -41,13 +42,16 @@ type Connect func(ctx context.Context, c jobs.Cluster) (t Target, done func(), e
 // files its jobs read looked up on this host; with connect (validate
 // --cluster) it is checked against its cluster instead (Validate).
 // Problems of the file are in the result, not the error.
-func ValidateFile(ctx context.Context, file string, p *jobs.Pipeline, loadErr error, fsys slurm.FileSystem, connect Connect) (*Result, error) {
+func ValidateFile(ctx context.Context, file string, opts jobs.LoadOptions, p *jobs.Pipeline, loadErr error, fsys slurm.FileSystem, connect Connect) (*Result, error) {
 	res := &Result{File: file, Cluster: connect != nil, Stages: []string{}, Errors: []Problem{}, Warnings: []string{}}
 	err := loadErr
 	switch {
 	case err != nil:
 	case connect == nil:
 		res.Stages, res.FileWarnings = p.Stages(), p.Warnings(file)
+		if _, err = sweep.Tasks(ctx, p, file, opts, nil); err != nil {
+			break
+		}
 		if p.Cluster.Transport == "local" {
 			// The jobs see this host's files: look them up. (Other
 			// transports' are looked up with --cluster, and by submit.)
@@ -60,6 +64,9 @@ func ValidateFile(ctx context.Context, file string, p *jobs.Pipeline, loadErr er
 			return nil, cerr
 		}
 		defer done()
+		if _, err = sweep.Tasks(ctx, p, file, opts, t.Inspector); err != nil {
+			break
+		}
 		var warnings []string
 		res.Problems, warnings, err = Validate(ctx, t, p, file)
 		res.Warnings = append(res.Warnings, warnings...)

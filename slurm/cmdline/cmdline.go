@@ -80,8 +80,14 @@ func (c *Client) Submit(ctx context.Context, req slurm.SubmitRequest) (string, e
 // SbatchArgs builds the sbatch command line for req.
 func SbatchArgs(req slurm.SubmitRequest) []string {
 	argv := []string{"sbatch", "--parsable"}
-	if len(req.AfterOK) > 0 {
-		argv = append(argv, "--dependency=afterok:"+strings.Join(req.AfterOK, ":"), "--kill-on-invalid-dep=yes")
+	if dep, kill := req.Dependency(); dep != "" {
+		argv = append(argv, "--dependency="+dep)
+		if kill {
+			argv = append(argv, "--kill-on-invalid-dep=yes")
+		}
+	}
+	if req.Array != "" {
+		argv = append(argv, "--array="+req.Array)
 	}
 	if req.Comment != "" {
 		argv = append(argv, "--comment="+req.Comment)
@@ -144,8 +150,22 @@ func (c *Client) Jobs(ctx context.Context, ids []string) ([]slurm.Job, error) {
 	return out, nil
 }
 
+// arrayTasks reports whether ids name array tasks (ARRAY_TASK): they are
+// asked about one task a line, by ARRAY_TASK.
+func arrayTasks(ids []string) bool {
+	for _, id := range ids {
+		if strings.Contains(id, "_") {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Client) squeue(ctx context.Context, ids []string) ([]slurm.Job, error) {
 	argv := []string{"squeue", "--noheader", "--states=all", "--Format=" + SqueueFormat}
+	if arrayTasks(ids) {
+		argv = []string{"squeue", "--noheader", "--array", "--states=all", "--Format=" + SqueueArrayFormat}
+	}
 	if len(ids) > 0 {
 		argv = append(argv, "--jobs="+strings.Join(ids, ","))
 	}
@@ -164,8 +184,12 @@ func (c *Client) squeue(ctx context.Context, ids []string) ([]slurm.Job, error) 
 // finished asks accounting about ids, or the controller when accounting is
 // disabled.
 func (c *Client) finished(ctx context.Context, ids []string) ([]slurm.Job, error) {
+	format := SacctFormat
+	if arrayTasks(ids) {
+		format = SacctArrayFormat
+	}
 	argv := []string{"sacct", "--noheader", "--parsable2", "--allocations", "--duplicates",
-		"--format=" + SacctFormat, "--jobs=" + strings.Join(ids, ",")}
+		"--format=" + format, "--jobs=" + strings.Join(ids, ",")}
 	out, err := c.run.Run(ctx, Command{Argv: argv})
 	if err == nil {
 		return ParseSacct(out)
@@ -246,6 +270,16 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("sinfo --version: %w", classify(err))
 	}
 	return strings.TrimPrefix(strings.TrimSpace(string(out)), "slurm "), nil
+}
+
+// MaxArraySize returns the cluster's MaxArraySize (scontrol show config):
+// an array's task ids run from 0 to MaxArraySize-1.
+func (c *Client) MaxArraySize(ctx context.Context) (int, error) {
+	out, err := c.run.Run(ctx, Command{Argv: []string{"scontrol", "show", "config"}})
+	if err != nil {
+		return 0, fmt.Errorf("scontrol show config: %w", classify(err))
+	}
+	return ParseMaxArraySize(out)
 }
 
 // Partitions lists the cluster's partitions.

@@ -423,6 +423,11 @@ func TestSbatchArgs(t *testing.T) {
 			Comment: "slurmtune:r1:train", ExtraArgs: []string{"--output=/scratch/runs/r1/logs/train.log", "--hold"},
 		}, []string{"sbatch", "--parsable", "--dependency=afterok:41:42", "--kill-on-invalid-dep=yes", "--comment=slurmtune:r1:train",
 			"--chdir=/scratch/runs/r1", "--output=/scratch/runs/r1/logs/train.log", "--hold", "/scratch/runs/r1/train.sbatch"}},
+		{"array after an array task by task, and after any", slurm.SubmitRequest{ScriptPath: "/r/eval.sbatch", Array: "0-5%2",
+			AfterCorr: []string{"50"}, AfterAny: []string{"49"}},
+			[]string{"sbatch", "--parsable", "--dependency=aftercorr:50,afterany:49", "--kill-on-invalid-dep=yes", "--array=0-5%2", "/r/eval.sbatch"}},
+		{"afterany alone does not cancel", slurm.SubmitRequest{ScriptPath: "/r/select.sbatch", AfterAny: []string{"51"}},
+			[]string{"sbatch", "--parsable", "--dependency=afterany:51", "/r/select.sbatch"}},
 		{"one dependency, spaces stay one argument", slurm.SubmitRequest{ScriptPath: "/my runs/x.sbatch", WorkDir: "/my runs", AfterOK: []string{"7"}},
 			[]string{"sbatch", "--parsable", "--dependency=afterok:7", "--kill-on-invalid-dep=yes", "--chdir=/my runs", "/my runs/x.sbatch"}},
 	}
@@ -514,5 +519,15 @@ func TestExitError(t *testing.T) {
 		if got := tt.e.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+func TestArrayFormats(t *testing.T) {
+	// The array forms differ from the plain ones only in the id field.
+	if SqueueArrayFormat != "JobArrayID"+strings.TrimPrefix(SqueueFormat, "JobID") {
+		t.Errorf("SqueueArrayFormat %q is not SqueueFormat %q with JobArrayID", SqueueArrayFormat, SqueueFormat)
+	}
+	if SacctArrayFormat != "JobID"+strings.TrimPrefix(SacctFormat, "JobIDRaw") {
+		t.Errorf("SacctArrayFormat %q is not SacctFormat %q with JobID", SacctArrayFormat, SacctFormat)
 	}
 }

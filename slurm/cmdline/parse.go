@@ -16,6 +16,14 @@ import (
 // comment (last, so it may hold the separator). Size 0 means unpadded.
 const SqueueFormat = "JobID:0|,State:0|,Reason:0|,NodeList:0|,TimeUsed:0|,StartTime:0|,RestartCnt:0|,exit_code:0|,Name:0|,Comment:0"
 
+// SqueueArrayFormat is SqueueFormat for array tasks: with squeue --array,
+// JobArrayID is ARRAY_TASK for each task (a plain job's own id otherwise).
+const SqueueArrayFormat = "JobArrayID:0|,State:0|,Reason:0|,NodeList:0|,TimeUsed:0|,StartTime:0|,RestartCnt:0|,exit_code:0|,Name:0|,Comment:0"
+
+// SacctArrayFormat is SacctFormat for array tasks: JobID is ARRAY_TASK
+// where JobIDRaw is the task's own job id.
+const SacctArrayFormat = "JobID,State,ExitCode,Reason,NodeList,ElapsedRaw,Start,End,JobName,Comment"
+
 // SacctFormat is the --format slurmtune asks sacct for (with --parsable2).
 const SacctFormat = "JobIDRaw,State,ExitCode,Reason,NodeList,ElapsedRaw,Start,End,JobName,Comment"
 
@@ -332,4 +340,20 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// ParseMaxArraySize reads MaxArraySize from scontrol show config output.
+func ParseMaxArraySize(out []byte) (int, error) {
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "MaxArraySize" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("scontrol show config: MaxArraySize %q is not a number", strings.TrimSpace(v))
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("scontrol show config: no MaxArraySize line")
 }

@@ -446,3 +446,15 @@ func FuzzParseScontrolJobs(f *testing.F) {
 		_, _ = ParseSbatchParsable(out)
 	})
 }
+
+func TestParseMaxArraySize(t *testing.T) {
+	out := []byte("Configuration data as of 2026-12-02T00:30:00\nMailProg                = /bin/mail\nMaxArraySize            = 1001\nMaxJobCount             = 10000\n")
+	if n, err := ParseMaxArraySize(out); err != nil || n != 1001 {
+		t.Errorf("got %d, %v; want 1001", n, err)
+	}
+	for _, bad := range []string{"MaxJobCount = 1\n", "MaxArraySize = lots\n"} {
+		if _, err := ParseMaxArraySize([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -117,6 +117,7 @@ func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 	}
 	p.MailUser = str(s.MailUser)
 	p.Dependency = str(s.Dependency)
+	p.Array = str(s.Array)
 	p.KillOnInvalidDependency = s.KillOnInvalidDep
 	if s.MinNodes > 0 {
 		// sbatch's own form: slurmrestd 22.05 ignores the array form.

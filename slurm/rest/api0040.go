@@ -105,6 +105,7 @@ func desc0040(s *jobSpec) (v0040.V0040JobDescMsg, error) {
 		MailType:                newMailTypes[v0040.V0040JobDescMsgMailType](s),
 		MailUser:                str(s.MailUser),
 		Dependency:              str(s.Dependency),
+		Array:                   str(s.Array),
 		Tasks:                   num(s.Tasks),
 		TasksPerNode:            num(s.TasksPerNode),
 		CpusPerTask:             num(s.CPUsPerTask),

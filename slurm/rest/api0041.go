@@ -107,6 +107,7 @@ func desc0041(s *jobSpec) (v0041.V0041JobDescMsg, error) {
 		MailType:                newMailTypes[v0041.V0041JobDescMsgMailType](s),
 		MailUser:                str(s.MailUser),
 		Dependency:              str(s.Dependency),
+		Array:                   str(s.Array),
 		Tasks:                   num(s.Tasks),
 		TasksPerNode:            num(s.TasksPerNode),
 		CpusPerTask:             num(s.CPUsPerTask),

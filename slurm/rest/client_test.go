@@ -639,3 +639,25 @@ func TestConfigStringHidesToken(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitArrayMatchesDocument: an array with aftercorr and afterany
+// dependencies goes as the documents' "array" and "dependency" fields
+// (checked against each version's document by the fake).
+func TestSubmitArrayMatchesDocument(t *testing.T) {
+	for _, v := range Versions {
+		t.Run(v, func(t *testing.T) {
+			f := newFakeRestd(t, v)
+			c := f.client(t, nil)
+			req := testRequest()
+			req.AfterOK, req.AfterCorr, req.AfterAny, req.Array = nil, []string{"5"}, []string{"6"}, "0-3%2"
+			if _, err := c.Submit(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			body := f.body("POST", "/slurm/"+v+"/job/submit")
+			job, _ := body["job"].(map[string]any)
+			if job["array"] != "0-3%2" || job["dependency"] != "aftercorr:5,afterany:6" {
+				t.Errorf("array %v, dependency %v", job["array"], job["dependency"])
+			}
+		})
+	}
+}

@@ -42,6 +42,8 @@ type jobSpec struct {
 	MailTypes  []string
 	MailUser   string
 	Dependency string
+	// Array is --array's task ids ("0-5%2"); "" for a plain job.
+	Array string
 	// KillOnInvalidDep is set with AfterOK (--kill-on-invalid-dep=yes).
 	KillOnInvalidDep   *bool
 	MinNodes, MaxNodes int
@@ -81,11 +83,14 @@ func buildSpec(req slurm.SubmitRequest) (*jobSpec, error) {
 			return nil, err
 		}
 	}
-	if len(req.AfterOK) > 0 {
-		s.Dependency = "afterok:" + strings.Join(req.AfterOK, ":")
-		yes := true
-		s.KillOnInvalidDep = &yes
+	if dep, kill := req.Dependency(); dep != "" {
+		s.Dependency = dep
+		if kill {
+			yes := true
+			s.KillOnInvalidDep = &yes
+		}
 	}
+	s.Array = req.Array
 	if req.Comment != "" {
 		s.Comment = req.Comment
 	}

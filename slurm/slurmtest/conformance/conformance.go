@@ -28,8 +28,12 @@ import (
 // newClient is called once, with the parent test (it registers its own
 // cleanup, and skips or fails when its transport is missing); the subtests
 // run in parallel on it.
-func Run(t *testing.T, newClient func(t *testing.T) (slurm.Client, slurm.FileSystem)) {
+func Run(t *testing.T, newClient func(t *testing.T) (slurm.Client, slurm.FileSystem), opts ...Option) {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	c, fsys := newClient(t)
 	s := &suite{c: c, fs: fsys, tag: "slurmtune-conformance:" + randHex(4) + ":"}
 	root := os.Getenv("SLURMTUNE_CONFORMANCE_DIR")
@@ -65,7 +69,19 @@ func Run(t *testing.T, newClient func(t *testing.T) (slurm.Client, slurm.FileSys
 	t.Run("JobsByComment", s.jobsByComment)
 	t.Run("UnknownIDsAbsent", s.unknownIDs)
 	t.Run("MultiNodeAllocation", s.multiNodeAllocation)
+	if !o.noArrayTasks {
+		t.Run("ArrayCorrelatedAndAnyDependencies", s.arrayDependencies)
+	}
 }
+
+// Option changes what the suite asks of a transport.
+type Option func(*options)
+
+type options struct{ noArrayTasks bool }
+
+// WithoutArrayTasks leaves out the job array case, for a transport that
+// submits arrays but cannot yet ask about their tasks by ARRAY_TASK id.
+func WithoutArrayTasks() Option { return func(o *options) { o.noArrayTasks = true } }
 
 type suite struct {
 	c    slurm.Client
@@ -516,4 +532,74 @@ srun --kill-on-bad-exit=1 bash -c 'echo "task=$SLURM_PROCID host=$(hostname) gpu
 		t.Errorf("job %s: Slurm reported no nodes", id)
 	}
 	t.Logf("job %s ran on %s: %v", id, last.Nodes, tasksOn)
+}
+
+// arrayDependencies: an array (--array=0-2%2) whose task 1 fails; a second
+// array whose task N waits for task N of the first (aftercorr) runs tasks 0
+// and 2 and never runs task 1; a job after the second array (afterany) runs
+// once all its tasks ended. Each task is asked about as ARRAY_TASK, logs to
+// its own %a file, and Slurm's record of the dependencies is what was asked.
+func (s *suite) arrayDependencies(t *testing.T) {
+	t.Parallel()
+	body := `echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"; if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then exit 3; fi`
+	first := s.prepare(t, "array-first", body)
+	second := s.prepare(t, "array-second", `echo "second $SLURM_ARRAY_TASK_ID"`)
+	last := s.prepare(t, "array-last", "echo last")
+	sub := func(j job, comment string, req slurm.SubmitRequest) string {
+		t.Helper()
+		req.Script, req.ScriptPath, req.WorkDir, req.Comment = j.body, j.script, j.workdir, comment
+		req.ExtraArgs = []string{"--output=" + strings.Replace(j.log, ".log", "-%a.log", 1)}
+		id, err := s.c.Submit(ctxFor(t, time.Minute), req)
+		if err != nil {
+			t.Fatalf("Submit %s: %v", j.script, err)
+		}
+		s.mu.Lock()
+		s.ids = append(s.ids, id)
+		s.mu.Unlock()
+		return id
+	}
+	a := sub(first, s.tag+"array-first", slurm.SubmitRequest{Array: "0-2%2"})
+	b := sub(second, s.tag+"array-second", slurm.SubmitRequest{Array: "0-2", AfterCorr: []string{a}})
+	c := sub(last, s.tag+"array-last", slurm.SubmitRequest{AfterAny: []string{b}})
+	task := func(id string, k int) string { return fmt.Sprintf("%s_%d", id, k) }
+	ids := []string{task(a, 0), task(a, 1), task(a, 2), task(b, 0), task(b, 1), task(b, 2), c}
+	deadline := time.Now().Add(3 * time.Minute)
+	var got map[string]slurm.Job
+	for {
+		got = s.jobs(t, ids...)
+		done := len(got) == len(ids)
+		for _, j := range got {
+			done = done && j.State.Terminal()
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("array jobs not all ended within 3 minutes: %+v", got)
+		}
+		time.Sleep(time.Second)
+	}
+	want := map[string]slurm.State{
+		task(a, 0): slurm.StateCompleted, task(a, 1): slurm.StateFailed, task(a, 2): slurm.StateCompleted,
+		task(b, 0): slurm.StateCompleted, task(b, 1): slurm.StateCancelled, task(b, 2): slurm.StateCompleted,
+		c: slurm.StateCompleted,
+	}
+	for id, st := range want {
+		if got[id].State != st {
+			t.Errorf("%s: %s (reason %q), want %s", id, got[id].State, got[id].Reason, st)
+		}
+	}
+	if got[task(a, 1)].ExitCode != 3 {
+		t.Errorf("%s exit code %d, want 3", task(a, 1), got[task(a, 1)].ExitCode)
+	}
+	if !got[c].Start.IsZero() && got[c].Start.Before(got[task(b, 2)].End) {
+		t.Errorf("afterany job %s started %v, before the array's last task ended %v", c, got[c].Start, got[task(b, 2)].End)
+	}
+	for k := 0; k < 3; k++ {
+		logPath := strings.Replace(first.log, ".log", fmt.Sprintf("-%d.log", k), 1)
+		out, err := s.fs.ReadFile(ctxFor(t, time.Minute), logPath)
+		if want := fmt.Sprintf("task %d of %s", k, a); err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("task %d's log %s: %v %q, want %q", k, logPath, err, out, want)
+		}
+	}
 }
