@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 )
 
 // Rendered is what Render wrote (render --json prints it).
@@ -44,7 +44,7 @@ func (s *Service) Render(ctx context.Context, p *jobs.Pipeline, dir string) (*Re
 	}
 	res := &Rendered{Run: prep.ID, RunDir: prep.Dir, Placeholder: true, Files: map[string]string{}}
 	write := func(name, path string, data []byte, perm os.FileMode) error {
-		if err := local.WriteFileAtomic(path, data, perm); err != nil {
+		if err := atomicfile.Write(path, data, perm); err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
 		res.Files[name] = path

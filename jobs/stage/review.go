@@ -13,7 +13,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/eval"
 	"github.com/slurmtune/slurmtune/jobs"
-	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
@@ -71,7 +71,7 @@ func ExportReview(ctx context.Context, files RunFiles, runID, runDir string, n i
 	if output == "" {
 		return buf.Bytes(), x, nil
 	}
-	return nil, x, local.WriteFileAtomic(output, buf.Bytes(), 0o600)
+	return nil, x, atomicfile.Write(output, buf.Bytes(), 0o600)
 }
 
 // Review is a filled-in review CSV, checked: its scores and their mean.

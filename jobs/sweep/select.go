@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/slurmtune/slurmtune/eval"
-	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
@@ -85,7 +85,7 @@ func SelectRun(ctx context.Context, runDir string) (*Selection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := local.WriteFileAtomic(filepath.Join(runDir, SelectionFile), append(out, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(runDir, SelectionFile), append(out, '\n'), 0o600); err != nil {
 		return nil, err
 	}
 	if serr != nil {

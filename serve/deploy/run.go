@@ -16,7 +16,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/slurm"
-	"github.com/slurmtune/slurmtune/slurm/local"
+	"github.com/slurmtune/slurmtune/store/atomicfile"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
@@ -58,7 +58,7 @@ func RecordModel(runDir, strategy, checkpoint string, out io.Writer) (string, er
 		return "", err
 	}
 	path := filepath.Join(runDir, "deploy.json")
-	if err := local.WriteFileAtomic(path, append(b, '\n'), p.Modes().File); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), p.Modes().File); err != nil {
 		return "", fmt.Errorf("deploy: %w", err)
 	}
 	fmt.Fprintf(out, "recorded model %s (sha256 %s) in %s\n", p.Model.Name, sum, path)
@@ -154,7 +154,7 @@ func (s StageRun) Run(ctx context.Context) error {
 		return err
 	}
 	script := filepath.Join(runDir, "serve.sbatch")
-	if err := local.WriteFileAtomic(script, sc.Body, p.Modes().Script); err != nil {
+	if err := atomicfile.Write(script, sc.Body, p.Modes().Script); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	// sbatch inside a job would pass this job's SLURM_* settings on to the
