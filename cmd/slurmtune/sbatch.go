@@ -18,6 +18,7 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/slurm/cmdline"
 	"github.com/slurmtune/slurmtune/store"
@@ -304,7 +305,7 @@ func sbatchRun(ctx context.Context, e *env, words []string, stdin io.Reader) err
 	runID := chain.NewRunID(name, time.Now())
 	dir := filepath.Join(filepath.Dir(dbAbs), "jobs", runID)
 	l := templates.LayoutOf(dir)
-	gpuDir := filepath.Join(dir, gpuDirName)
+	gpuDir := filepath.Join(dir, nvml.SamplesDirName)
 	for _, p := range []string{l.Logs, gpuDir} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("sbatch: create the job directory: %w", err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slurmtune/slurmtune/jobs/metrics"
+	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -65,66 +67,14 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 	}
 	gpu := gpuSummaries(ctx, e, st, runs, !o.noSync)
 	restarts := lastRestartReasons(ctx, st, runs)
-	metrics, err := statusMetricsOf(ctx, st, runs)
+	mets, err := metrics.StatusOf(ctx, st, runs)
 	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeStatusJSON(e.stdout, runs, gpu, restarts, metrics)
+		return writeStatusJSON(e.stdout, runs, gpu, restarts, mets)
 	}
-	return writeStatusTable(e.stdout, runs, gpu, restarts, metrics)
-}
-
-// statusMetrics is what status shows of a run's metrics: its last train
-// loss and its eval report.
-type statusMetrics struct {
-	TrainLoss  *float64           `json:"train_loss"`
-	TrainStep  *int64             `json:"train_step"`
-	EvalPassed *bool              `json:"eval_passed"`
-	Eval       map[string]float64 `json:"eval"`
-	Gates      []store.GateRecord `json:"gates"`
-}
-
-func statusMetricsOf(ctx context.Context, st *store.Store, runs []*store.Run) (map[string]*statusMetrics, error) {
-	ids := make([]string, len(runs))
-	for i, r := range runs {
-		ids[i] = r.ID
-	}
-	last, err := st.LastMetricPoints(ctx, ids, "train", "loss")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*statusMetrics{}
-	for _, r := range runs {
-		m := &statusMetrics{Eval: map[string]float64{}, Gates: []store.GateRecord{}}
-		if p, ok := last[r.ID]; ok {
-			v := p.Value
-			m.TrainLoss, m.TrainStep = &v, p.Step
-		}
-		ev, err := st.EvalReport(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		if ev != nil {
-			m.EvalPassed, m.Eval, m.Gates = &ev.Passed, ev.Metrics, ev.Gates
-		}
-		out[r.ID] = m
-	}
-	return out, nil
-}
-
-func (m *statusMetrics) lossCell() string {
-	if m == nil || m.TrainLoss == nil {
-		return "-"
-	}
-	return fmtMetric(*m.TrainLoss)
-}
-
-func (m *statusMetrics) evalCell() string {
-	if m == nil || m.EvalPassed == nil {
-		return "-"
-	}
-	return verdictWord(*m.EvalPassed)
+	return writeStatusTable(e.stdout, runs, gpu, restarts, mets)
 }
 
 // syncQuietly refreshes from Slurm; when the cluster cannot be asked, status
@@ -175,26 +125,26 @@ type runJSON struct {
 	GPUHours       *float64 `json:"gpu_hours"`
 	GPUHoursSource string   `json:"gpu_hours_source"`
 	// Metrics is the run's last train loss and its eval report.
-	Metrics *statusMetrics `json:"metrics"`
+	Metrics *metrics.Status `json:"metrics"`
 }
 
-func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
+func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*nvml.RunGPU, restarts map[string]map[string]string, mets map[string]*metrics.Status) error {
 	out := struct {
 		Runs []runJSON `json:"runs"`
 	}{Runs: []runJSON{}}
 	for _, r := range runs {
 		rj := runJSON{ID: r.ID, Name: r.Name, State: r.State, Transport: r.Transport, Cluster: r.Cluster, RunDir: r.RunDir,
-			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: metrics[r.ID]}
+			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: mets[r.ID]}
 		g := gpu[r.ID]
 		if g != nil {
-			rj.GPUHours, rj.GPUHoursSource = g.hours, g.source
+			rj.GPUHours, rj.GPUHoursSource = g.Hours, g.Source
 		}
 		for _, s := range r.Stages {
 			sj := stageJSON{Name: s.Name, JobID: s.JobID, State: s.State, ExitCode: s.ExitCode,
 				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Error: s.Error, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second),
 				LastRestartReason: restarts[r.ID][s.Name]}
-			if sg := g.stageOf(s.Name); sg != nil {
-				sj.GPUUtilPct, sj.GPUTelemetry, sj.GPUUnderutilized, sj.GPUs, sj.GPUHours = sg.utilPct, sg.telemetry, sg.underutilized, sg.gpus, sg.hours
+			if sg := g.StageOf(s.Name); sg != nil {
+				sj.GPUUtilPct, sj.GPUTelemetry, sj.GPUUnderutilized, sj.GPUs, sj.GPUHours = sg.UtilPct, sg.Telemetry, sg.Underutilized, sg.GPUs, sg.Hours
 			}
 			rj.Stages = append(rj.Stages, sj)
 		}
@@ -205,12 +155,12 @@ func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, res
 	return enc.Encode(out)
 }
 
-func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
+func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*nvml.RunGPU, restarts map[string]map[string]string, mets map[string]*metrics.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tLOSS\tEVAL\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
 	for _, r := range runs {
 		for i, s := range r.Stages {
-			id, name, state, gpuH, loss, ev := r.ID, r.Name, r.State, statusGPUHours(gpu[r.ID]), metrics[r.ID].lossCell(), metrics[r.ID].evalCell()
+			id, name, state, gpuH, loss, ev := r.ID, r.Name, r.State, nvml.HoursCell(gpu[r.ID]), mets[r.ID].LossCell(), mets[r.ID].EvalCell()
 			if i > 0 {
 				id, name, state, gpuH, loss, ev = "", "", "", "", "", ""
 			}
@@ -219,17 +169,17 @@ func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, re
 				exit = strconv.Itoa(*s.ExitCode)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, loss, ev, s.Name, dash(s.JobID), s.State, exit,
-				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(reasonCell(s)))
+				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, nvml.UtilCell(gpu[r.ID].StageOf(s.Name)), dash(s.Nodes), dash(reasonCell(s)))
 		}
 		if len(r.Stages) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]),
-				metrics[r.ID].lossCell(), metrics[r.ID].evalCell())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, nvml.HoursCell(gpu[r.ID]),
+				mets[r.ID].LossCell(), mets[r.ID].EvalCell())
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return writeGPUFootnote(w, runs, gpu)
+	return nvml.WriteFootnote(w, runs, gpu)
 }
 
 // reasonCell is Slurm's reason, and the log's error line of a failed job.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,7 +126,7 @@ func liveJobStates(ctx context.Context, st *store.Store, cs *clusterSet) (map[st
 		cl, err := cs.get(ctx, cfg)
 		if err == nil {
 			var jobs []slurm.Job
-			if jobs, err = cl.client.Jobs(ctx, dedupeIDs(byConfig[cfg])); err == nil {
+			if jobs, err = cl.client.Jobs(ctx, slices.Compact(slices.Sorted(slices.Values(byConfig[cfg])))); err == nil {
 				for _, j := range jobs {
 					out[j.ID] = j
 				}

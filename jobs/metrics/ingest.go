@@ -1,4 +1,8 @@
-package main
+// Package metrics owns runs' training curves and eval results: it reads
+// what the stages' payloads appended to their metrics files (the payload
+// contract, see the README) and the eval report into the store, and builds
+// what `metrics`, `compare` and `status` show of them.
+package metrics
 
 import (
 	"bytes"
@@ -7,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -15,6 +20,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/slurmtune/slurmtune/eval"
+	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -217,18 +223,18 @@ func (p *lineParser) marker() (*segmentMarker, bool) {
 	return m, true
 }
 
-// ingestRun reads what is new for one run: its stages' metrics files, its
+// Ingest reads what is new for one run: its stages' metrics files, its
 // hyperparameters (once) and, after eval ended, its eval report. Errors are
 // logged; a run that cannot be read is shown as the database has it.
-func ingestRun(ctx context.Context, e *env, st *store.Store, fsys slurm.FileSystem, r *store.Run) {
+func Ingest(ctx context.Context, log *slog.Logger, st *store.Store, fsys slurm.FileSystem, r *store.Run) {
 	if err := ingestMetrics(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's metrics", "run", r.ID, "err", err)
+		log.Warn("could not read the run's metrics", "run", r.ID, "err", err)
 	}
 	if err := ingestParams(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's hyperparameters", "run", r.ID, "err", err)
+		log.Warn("could not read the run's hyperparameters", "run", r.ID, "err", err)
 	}
 	if err := ingestEvalReport(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
+		log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
 	}
 }
 
@@ -335,7 +341,7 @@ func ingestMetricsFile(ctx context.Context, st *store.Store, fsys slurm.FileSyst
 func readMetricsFile(ctx context.Context, fsys slurm.FileSystem, s store.Stage, from store.MetricFile, attempts map[string]int, now time.Time, buf []store.MetricPoint) (to store.MetricFile, points []store.MetricPoint, done bool, err error) {
 	to, points = from, buf[:0]
 	lp := newLineParser()
-	next, skipped, done, err := readNewLines(ctx, fsys, from.Path, from.ReadTo, metricsReadBudget, func(off int64, b []byte) {
+	next, skipped, done, err := nvml.ReadNewLines(ctx, fsys, from.Path, from.ReadTo, metricsReadBudget, func(off int64, b []byte) {
 		l, ok := lp.parse(b)
 		if !ok {
 			to.Bad++
@@ -426,23 +432,8 @@ func evalMetrics(m eval.Metrics) map[string]float64 {
 	return out
 }
 
-// ingestRuns reads what is new for each run on its cluster, one connection
-// per cluster configuration.
-func ingestRuns(ctx context.Context, e *env, st *store.Store, cs *clusterSet, runs []*store.Run) {
-	for _, r := range runs {
-		if !runHasJobs(r) {
-			continue
-		}
-		cl, err := cs.get(ctx, r.ClusterConfig)
-		if err != nil {
-			e.log.Warn("could not reach the cluster for metrics", "run", r.ID, "err", err)
-			continue
-		}
-		ingestRun(ctx, e, st, cl.fs, r)
-	}
-}
-
-func runHasJobs(r *store.Run) bool {
+// HasJobs reports whether any stage of the run was submitted.
+func HasJobs(r *store.Run) bool {
 	for _, s := range r.Stages {
 		if s.JobID != "" {
 			return true
@@ -451,5 +442,14 @@ func runHasJobs(r *store.Run) bool {
 	return false
 }
 
-// fmtMetric prints a metric value compactly.
-func fmtMetric(v float64) string { return strconv.FormatFloat(v, 'g', 5, 64) }
+// Fmt prints a metric value compactly.
+func Fmt(v float64) string { return strconv.FormatFloat(v, 'g', 5, 64) }
+
+func stageNamed(r *store.Run, name string) *store.Stage {
+	for i := range r.Stages {
+		if r.Stages[i].Name == name {
+			return &r.Stages[i]
+		}
+	}
+	return nil
+}
