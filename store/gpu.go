@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -370,6 +371,32 @@ func (s *Store) RunOfJob(ctx context.Context, jobID string) (runID, stage string
 		return "", "", fmt.Errorf("job %s: %w", jobID, err)
 	}
 	return runID, stage, nil
+}
+
+// RunOrJob finds a run by id (or unique prefix) or by the Slurm job
+// id of one of its stages; stage is set in the second case. An all-digit
+// argument is taken for a job id first.
+func (s *Store) RunOrJob(ctx context.Context, arg string) (r *Run, stage string, err error) {
+	if isJobIDArg(arg) {
+		runID, stg, jerr := s.RunOfJob(ctx, arg)
+		if jerr == nil {
+			r, err = s.GetRun(ctx, runID)
+			return r, stg, err
+		}
+		if !IsNotFound(jerr) {
+			return nil, "", jerr
+		}
+	}
+	r, err = s.GetRun(ctx, arg)
+	if err != nil && IsNotFound(err) && isJobIDArg(arg) {
+		return nil, "", fmt.Errorf("no run and no tracked job %s (only jobs submitted with `slurmtune submit` or `slurmtune sbatch` are tracked): %w", arg, ErrNotFound)
+	}
+	return r, "", err
+}
+
+func isJobIDArg(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }
 
 // SbatchJob is how a job submitted with `slurmtune sbatch` was submitted.

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -250,4 +251,29 @@ func (s *Server) liveJob(id string) (slurm.Job, bool) {
 	defer s.mu.RUnlock()
 	j, ok := s.live[id]
 	return j, ok
+}
+
+// ReadTokenFile reads the --token-file of `slurmtune ui`: one token of
+// at least 16 characters on one line, in a file not readable by others;
+// "" when path is "".
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--token-file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("--token-file %s: want one token of at least 16 characters on one line", path)
+	}
+	return tok, nil
 }

@@ -57,27 +57,6 @@ func gpuCommand() *cli.Command {
 	}
 }
 
-// resolveRunOrJob finds a run by id (or unique prefix) or by the Slurm job
-// id of one of its stages; stage is set in the second case. An all-digit
-// argument is taken for a job id first.
-func resolveRunOrJob(ctx context.Context, st *store.Store, arg string) (r *store.Run, stage, jobID string, err error) {
-	if isJobID(arg) {
-		runID, stg, jerr := st.RunOfJob(ctx, arg)
-		if jerr == nil {
-			r, err = st.GetRun(ctx, runID)
-			return r, stg, arg, err
-		}
-		if !store.IsNotFound(jerr) {
-			return nil, "", "", jerr
-		}
-	}
-	r, err = st.GetRun(ctx, arg)
-	if err != nil && store.IsNotFound(err) && isJobID(arg) {
-		return nil, "", "", fmt.Errorf("no run and no tracked job %s (only jobs submitted with `slurmtune submit` or `slurmtune sbatch` are tracked): %w", arg, store.ErrNotFound)
-	}
-	return r, "", "", err
-}
-
 func isJobID(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 64)
 	return err == nil
@@ -89,7 +68,7 @@ func gpuShow(ctx context.Context, e *env, o gpuOptions) error {
 		return err
 	}
 	defer st.Close()
-	r, onlyStage, _, err := resolveRunOrJob(ctx, st, o.arg)
+	r, onlyStage, err := st.RunOrJob(ctx, o.arg)
 	if err != nil {
 		return err
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -51,7 +49,7 @@ func uiCommand() *cli.Command {
 }
 
 func serveUI(ctx context.Context, e *env, o uiOptions) error {
-	token, err := readToken(o.tokenFile)
+	token, err := ui.ReadTokenFile(o.tokenFile)
 	if err != nil {
 		return usageError{fmt.Errorf("ui: %w", err)}
 	}
@@ -84,29 +82,6 @@ func serveUI(ctx context.Context, e *env, o uiOptions) error {
 	}
 	fmt.Fprintf(e.stdout, "slurmtune ui: serving %s on http://%s/\n", e.dbPath, l.Addr())
 	return srv.Serve(ctx, l)
-}
-
-// readToken reads a token file: one non-empty line, not readable by others.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--token-file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n") {
-		return "", fmt.Errorf("--token-file %s: want one token of at least 16 characters on one line", path)
-	}
-	return tok, nil
 }
 
 // liveJobStates asks each cluster, read-only (squeue/sacct/slurmrestd
