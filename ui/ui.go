@@ -25,9 +25,11 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -276,4 +278,36 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("--token-file %s: want one token of at least 16 characters on one line", path)
 	}
 	return tok, nil
+}
+
+// LiveStates asks each cluster, through jobs (read-only: squeue, sacct,
+// slurmrestd reads), about the jobs the database says are live, one call
+// per cluster configuration; nothing is written. The first error is
+// returned with what the other clusters said.
+func LiveStates(ctx context.Context, st interface {
+	LiveJobs(ctx context.Context) ([]store.TrackedJob, error)
+}, jobs func(ctx context.Context, config string, ids []string) ([]slurm.Job, error)) (map[string]slurm.Job, error) {
+	live, err := st.LiveJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byConfig := map[string][]string{}
+	for _, t := range live {
+		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t.JobID)
+	}
+	out := map[string]slurm.Job{}
+	var firstErr error
+	for _, cfg := range slices.Sorted(maps.Keys(byConfig)) {
+		js, err := jobs(ctx, cfg, slices.Compact(slices.Sorted(slices.Values(byConfig[cfg]))))
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, j := range js {
+			out[j.ID] = j
+		}
+	}
+	return out, firstErr
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -77,4 +78,23 @@ func syncQuietly(ctx context.Context, e *env, st *store.Store) {
 	if _, err := cs.refresh(ctx); err != nil {
 		e.log.Warn("could not refresh from Slurm; showing the last known state", "err", err)
 	}
+}
+
+// fmtMetric prints a metric value compactly (metrics.Fmt).
+func fmtMetric(v float64) string { return metrics.Fmt(v) }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a user-chosen name from breaking a table.
+func oneLine(s string) string {
+	q := strconv.Quote(s)
+	if q[1:len(q)-1] == s {
+		return s
+	}
+	return q
 }

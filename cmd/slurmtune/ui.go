@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -70,7 +69,15 @@ func serveUI(ctx context.Context, e *env, o uiOptions) error {
 	if !o.noSync {
 		cs := newClusterSet(e, st)
 		defer cs.close()
-		opts.Live = func(ctx context.Context) (map[string]slurm.Job, error) { return liveJobStates(ctx, st, cs) }
+		opts.Live = func(ctx context.Context) (map[string]slurm.Job, error) {
+			return ui.LiveStates(ctx, st, func(ctx context.Context, config string, ids []string) ([]slurm.Job, error) {
+				cl, err := cs.get(ctx, config)
+				if err != nil {
+					return nil, err
+				}
+				return cl.client.Jobs(ctx, ids)
+			})
+		}
 	}
 	srv, err := ui.New(opts)
 	if err != nil {
@@ -82,35 +89,4 @@ func serveUI(ctx context.Context, e *env, o uiOptions) error {
 	}
 	fmt.Fprintf(e.stdout, "slurmtune ui: serving %s on http://%s/\n", e.dbPath, l.Addr())
 	return srv.Serve(ctx, l)
-}
-
-// liveJobStates asks each cluster, read-only (squeue/sacct/slurmrestd
-// reads), about the jobs the database says are live; nothing is written.
-func liveJobStates(ctx context.Context, st *store.Store, cs *clusterSet) (map[string]slurm.Job, error) {
-	live, err := st.LiveJobs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byConfig := map[string][]string{}
-	for _, t := range live {
-		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t.JobID)
-	}
-	out := map[string]slurm.Job{}
-	var firstErr error
-	for _, cfg := range sortedKeys(byConfig) {
-		cl, err := cs.get(ctx, cfg)
-		if err == nil {
-			var jobs []slurm.Job
-			if jobs, err = cl.client.Jobs(ctx, slices.Compact(slices.Sorted(slices.Values(byConfig[cfg])))); err == nil {
-				for _, j := range jobs {
-					out[j.ID] = j
-				}
-				continue
-			}
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return out, firstErr
 }
