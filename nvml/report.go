@@ -195,10 +195,10 @@ func (r Report) WriteText(w io.Writer) error {
 			gpu += " (lost)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			gpu, dash(g.MIG), dash(g.Model), fmtPct(g.MeanUtilPct), fmtPct(g.P95UtilPct),
+			gpu, Dash(g.MIG), Dash(g.Model), fmtPct(g.MeanUtilPct), fmtPct(g.P95UtilPct),
 			fmtBytes(g.PeakMemBytes, g.MemTotalBytes), fmtEnergy(g.EnergyJ, g.EnergySource),
-			fmtSeconds(g.LongestIdleS), dash(strings.Join(g.ThrottleReasons, ",")), g.XIDEvents,
-			dash(strings.Join(g.Jobs, ",")))
+			fmtSeconds(g.LongestIdleS), Dash(strings.Join(g.ThrottleReasons, ",")), g.XIDEvents,
+			Dash(strings.Join(g.Jobs, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -214,7 +214,8 @@ func (r Report) WriteText(w io.Writer) error {
 	return err
 }
 
-func dash(s string) string {
+// Dash is s, or "-" for an empty cell.
+func Dash(s string) string {
 	if s == "" {
 		return "-"
 	}

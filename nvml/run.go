@@ -173,7 +173,7 @@ func noSamplesMessage(r *store.Run, stage, dir string) string {
 // WriteText writes the view as text.
 func (out RunView) WriteText(w io.Writer) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "run %s (%s) %s", out.Run, quoteOdd(out.Name), out.State)
+	fmt.Fprintf(&b, "run %s (%s) %s", out.Run, OneLine(out.Name), out.State)
 	if out.GPUHours != nil {
 		fmt.Fprintf(&b, ", %s GPU-hours (%s)", strconv.FormatFloat(*out.GPUHours, 'f', 4, 64), gpuSourceWords(out.GPUHoursSource))
 	}
@@ -426,9 +426,9 @@ func WriteFootnote(w io.Writer, runs []*store.Run, gpu map[string]*RunGPU) error
 	return nil
 }
 
-// quoteOdd keeps a user-chosen name from breaking a line: quoted when it
-// has characters that need it.
-func quoteOdd(s string) string {
+// OneLine keeps a user-chosen name from breaking a line or a table: it is
+// quoted (Go syntax) when it has characters that need it.
+func OneLine(s string) string {
 	q := strconv.Quote(s)
 	if q[1:len(q)-1] == s {
 		return s

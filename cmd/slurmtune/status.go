@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/slurmtune/slurmtune/jobs/metrics"
+	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -83,18 +83,7 @@ func syncQuietly(ctx context.Context, e *env, st *store.Store) {
 // fmtMetric prints a metric value compactly (metrics.Fmt).
 func fmtMetric(v float64) string { return metrics.Fmt(v) }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
+func dash(s string) string { return nvml.Dash(s) }
 
-// oneLine keeps a user-chosen name from breaking a table.
-func oneLine(s string) string {
-	q := strconv.Quote(s)
-	if q[1:len(q)-1] == s {
-		return s
-	}
-	return q
-}
+// oneLine keeps a user-chosen name from breaking a table (nvml.OneLine).
+func oneLine(s string) string { return nvml.OneLine(s) }

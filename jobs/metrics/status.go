@@ -120,11 +120,11 @@ func (v StatusView) WriteTable(w io.Writer) error {
 			if s.ExitCode != nil {
 				exit = strconv.Itoa(*s.ExitCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, quoteOdd(name), state, gpuH, loss, ev, s.Name, dash(s.JobID), s.State, exit,
-				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, nvml.UtilCell(gpu[r.ID].StageOf(s.Name)), dash(s.Nodes), dash(reasonCell(s)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, nvml.OneLine(name), state, gpuH, loss, ev, s.Name, nvml.Dash(s.JobID), s.State, exit,
+				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, nvml.UtilCell(gpu[r.ID].StageOf(s.Name)), nvml.Dash(s.Nodes), nvml.Dash(reasonCell(s)))
 		}
 		if len(r.Stages) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, quoteOdd(r.Name), r.State, nvml.HoursCell(gpu[r.ID]),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, nvml.OneLine(r.Name), r.State, nvml.HoursCell(gpu[r.ID]),
 				mets[r.ID].LossCell(), mets[r.ID].EvalCell())
 		}
 	}
@@ -140,9 +140,9 @@ func reasonCell(s store.Stage) string {
 	case s.Error == "":
 		return s.Reason
 	case s.Reason == "":
-		return quoteOdd(s.Error)
+		return nvml.OneLine(s.Error)
 	}
-	return s.Reason + ": " + quoteOdd(s.Error)
+	return s.Reason + ": " + nvml.OneLine(s.Error)
 }
 
 // lastRestartReasons says, for every stage of runs that restarted, why it

@@ -69,7 +69,7 @@ func (out View) WriteCSV(w io.Writer) error {
 
 // WriteText writes the view as text.
 func (out View) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "run %s (%s) %s\n", out.Run, quoteOdd(out.Name), out.State)
+	fmt.Fprintf(w, "run %s (%s) %s\n", out.Run, nvml.OneLine(out.Name), out.State)
 	if len(out.Points) == 0 {
 		fmt.Fprintln(w, "no metrics recorded yet (payloads append them to $SLURMTUNE_METRICS_FILE; see the README's payload contract)")
 	} else {
@@ -80,8 +80,8 @@ func (out View) WriteText(w io.Writer) error {
 			if p.Step != nil {
 				step = strconv.FormatInt(*p.Step, 10)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", quoteOdd(p.Stage), quoteOdd(p.Name), step, p.Time.Format(time.RFC3339),
-				Fmt(p.Value), dash(p.JobID), p.Attempt, p.Restart)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", nvml.OneLine(p.Stage), nvml.OneLine(p.Name), step, p.Time.Format(time.RFC3339),
+				Fmt(p.Value), nvml.Dash(p.JobID), p.Attempt, p.Restart)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -109,7 +109,7 @@ func gateRecordLine(g store.GateRecord) string {
 	if g.Value != nil {
 		val = Fmt(*g.Value)
 	}
-	return fmt.Sprintf("%s %s %s %s: %s", Verdict(g.Passed), quoteOdd(g.Metric), g.Op, Fmt(g.Threshold), val)
+	return fmt.Sprintf("%s %s %s %s: %s", Verdict(g.Passed), nvml.OneLine(g.Metric), g.Op, Fmt(g.Threshold), val)
 }
 
 // CompareRun is one run of a comparison.
@@ -245,16 +245,16 @@ func (out Comparison) WriteText(w io.Writer) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	row("RUN", func(c CompareRun) string { return c.ID })
-	row("name", func(c CompareRun) string { return quoteOdd(c.Name) })
+	row("name", func(c CompareRun) string { return nvml.OneLine(c.Name) })
 	row("state", func(c CompareRun) string { return c.State })
 	for _, k := range out.Differing {
-		row("hp "+quoteOdd(k), func(c CompareRun) string {
+		row("hp "+nvml.OneLine(k), func(c CompareRun) string {
 			v, ok := c.Hyperparameters[k]
 			if !ok {
 				return "-"
 			}
 			b, _ := json.Marshal(v)
-			return quoteOdd(string(b))
+			return nvml.OneLine(string(b))
 		})
 	}
 	row("final train loss", func(c CompareRun) string {
@@ -285,7 +285,7 @@ func (out Comparison) WriteText(w io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, m := range names {
-		row("eval "+quoteOdd(m), func(c CompareRun) string {
+		row("eval "+nvml.OneLine(m), func(c CompareRun) string {
 			v, ok := c.EvalMetrics[m]
 			if !ok {
 				return "-"
@@ -317,23 +317,6 @@ func (out Comparison) WriteText(w io.Writer) error {
 		fmt.Fprintln(tw, "hyperparameters\tthe same in every run")
 	}
 	return tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// quoteOdd keeps a user-chosen name from breaking a table: quoted when it
-// has characters that need it.
-func quoteOdd(s string) string {
-	q := strconv.Quote(s)
-	if q[1:len(q)-1] == s {
-		return s
-	}
-	return q
 }
 
 // Status is what `slurmtune status` shows of a run's metrics: its last train
