@@ -98,9 +98,9 @@ func (a *Agg) addGap(gap float64) {
 	}
 }
 
-// maxGap is the longest time between samples that still counts as one
-// stretch (longer means the exporter was down).
-func (a *Agg) maxGap() float64 { return max(5*a.step(), 30) }
+// maxGapOf is the longest time between samples that still counts as one
+// stretch (longer means the exporter was down) for a step.
+func maxGapOf(step float64) float64 { return max(5*step, 30) }
 
 // Add extends the aggregate with one GPU sample (not a status line).
 // Samples must come in time order; one that goes back in time counts as
@@ -122,19 +122,21 @@ func (a *Agg) Add(s Sample) {
 				a.StepS = gap
 			}
 		}
+		step := a.step() // once a sample: it sorts the gaps
+		maxGap := maxGapOf(step)
 		// The previous sample's idle time lasts until this one.
 		if a.LastIdle {
-			if gap <= a.maxGap() {
+			if gap <= maxGap {
 				a.IdleS += gap
 			} else {
-				a.IdleS += a.step()
+				a.IdleS += step
 			}
 			a.LongestIdleS = max(a.LongestIdleS, a.IdleS)
 		}
-		if gap > a.maxGap() {
+		if gap > maxGap {
 			a.IdleS = 0
 		}
-		if a.LastPowerW != nil && s.PowerW != nil && gap <= a.maxGap() {
+		if a.LastPowerW != nil && s.PowerW != nil && gap <= maxGap {
 			a.PowerJ += (*a.LastPowerW + *s.PowerW) / 2 * gap
 			a.PowerOK = true
 		}

@@ -32,3 +32,22 @@ func TestAggStepIsMedianGap(t *testing.T) {
 		t.Errorf("step %v s, want 60", a.step())
 	}
 }
+
+// BenchmarkAggAdd: one GPU's samples into its aggregate, as reading a
+// samples file does (with one exporter restart among them).
+func BenchmarkAggAdd(b *testing.B) {
+	samples := series("n1", 0, 10_000, time.Second, func(i int, s *Sample) {
+		s.UtilPct, s.MemUsedBytes, s.PowerW = f64(float64(i%100)), u64(10*gib), f64(300)
+		if i > 5000 {
+			s.Time = s.Time.Add(1500 * time.Millisecond)
+		}
+	})
+	b.ResetTimer()
+	for range b.N {
+		a := &Agg{}
+		for _, s := range samples {
+			a.Add(s)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(samples)), "ns/sample")
+}
