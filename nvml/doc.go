@@ -1,5 +1,11 @@
 // Package nvml is slurmtune's GPU telemetry: a Prometheus exporter and a
-// JSON-lines sample writer fed by NVML, plus a pure report over the samples.
+// JSON-lines sample writer fed by NVML; the report over samples, computed
+// by one running aggregate (Agg) whether over a set of samples
+// (BuildReport) or kept per stage and GPU in the database; and a run's
+// telemetry: reading its samples files by byte offset (State, persisted by
+// the store), attributing each line to a stage, GPU-hour accounting from
+// Slurm accounting or the pipeline, and what `slurmtune gpu` and `status`
+// show (run.go).
 //
 // The NVML library is always injected as a go-nvml Interface
 // (github.com/NVIDIA/go-nvml/pkg/nvml), never reached through go-nvml's

@@ -142,7 +142,7 @@ func TestRunExporterNoLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := BuildReport(ss)
-	if rep.Telemetry || !strings.Contains(rep.Message, "NVML unavailable on node1 (ERROR_LIBRARY_NOT_FOUND)") {
+	if rep.Telemetry || !strings.Contains(rep.Message, "NVML was not available on node1 (ERROR_LIBRARY_NOT_FOUND)") {
 		t.Errorf("report = %+v", rep)
 	}
 }

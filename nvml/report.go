@@ -71,7 +71,8 @@ type GPUReport struct {
 	Lost            bool     `json:"lost,omitempty"`
 }
 
-// BuildReport summarises samples, in any order, from one or more hosts.
+// BuildReport summarises samples, in any order, from one or more hosts,
+// with the same aggregate (Agg) and wording the stored run telemetry uses.
 // It is pure: no I/O, no clock.
 func BuildReport(samples []Sample) Report {
 	type key struct {
@@ -79,35 +80,25 @@ func BuildReport(samples []Sample) Report {
 		gpu             int
 	}
 	groups := make(map[key][]Sample)
-	var statuses []Sample
-	hosts := make(map[string]bool)
+	var statuses []NVMLStatus
 	for _, s := range samples {
 		if s.IsStatus() {
-			statuses = append(statuses, s)
+			statuses = append(statuses, NVMLStatus{Host: s.Host, NVML: s.NVML, Error: s.Error, First: s.Time, Last: s.Time})
 			continue
 		}
-		hosts[s.Host] = true
 		k := key{s.Host, s.UUID, s.MIG, s.GPU}
 		groups[k] = append(groups[k], s)
 	}
-
-	r := Report{GPUs: []GPUReport{}}
-	for h := range hosts {
-		r.Hosts = append(r.Hosts, h)
-	}
-	slices.Sort(r.Hosts)
+	aggs := make([]*Agg, 0, len(groups))
 	for _, g := range groups {
 		slices.SortStableFunc(g, func(a, b Sample) int { return a.Time.Compare(b.Time) })
-		r.GPUs = append(r.GPUs, gpuReport(g))
-		if first := g[0].Time; r.Start.IsZero() || first.Before(r.Start) {
-			r.Start = first
+		a := &Agg{}
+		for _, s := range g {
+			a.Add(s)
 		}
-		if last := g[len(g)-1].Time; last.After(r.End) {
-			r.End = last
-		}
+		aggs = append(aggs, a)
 	}
-	r.Finish(statusSummary(statuses, hosts))
-	return r
+	return ReportOf(aggs, statuses)
 }
 
 // Finish completes a report whose GPUs, Start, End and Hosts are filled in:
@@ -145,139 +136,6 @@ func (r *Report) Finish(notes []string) {
 	}
 }
 
-// statusSummary describes the hosts that wrote a status line and no GPU
-// sample, e.g. "NVML unavailable on node1 (ERROR_LIBRARY_NOT_FOUND)".
-func statusSummary(statuses []Sample, withGPUs map[string]bool) []string {
-	seen := make(map[string]bool)
-	var out []string
-	for _, s := range statuses {
-		if withGPUs[s.Host] || seen[s.Host+s.NVML] {
-			continue
-		}
-		seen[s.Host+s.NVML] = true
-		var msg string
-		switch s.NVML {
-		case NVMLUnavailable:
-			msg = "NVML unavailable on " + hostOrUnknown(s.Host)
-		case NVMLNoDevices:
-			msg = "NVML found no GPU on " + hostOrUnknown(s.Host)
-		default:
-			msg = fmt.Sprintf("NVML status %q on %s", s.NVML, hostOrUnknown(s.Host))
-		}
-		if s.Error != "" {
-			msg += " (" + s.Error + ")"
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
-func hostOrUnknown(h string) string {
-	if h == "" {
-		return "an unnamed host"
-	}
-	return h
-}
-
-// gpuReport summarises the time-ordered samples of one device.
-func gpuReport(g []Sample) GPUReport {
-	last := g[len(g)-1]
-	r := GPUReport{Host: last.Host, GPU: last.GPU, UUID: last.UUID, Model: last.Model, MIG: last.MIG, Samples: len(g)}
-
-	// Each sample stands for the time until the next one; gaps longer than
-	// maxGap (the exporter was down) are not integrated.
-	step := medianStep(g)
-	maxGap := max(5*step, 30*time.Second)
-	cover := func(i int) time.Duration {
-		if i+1 < len(g) {
-			if d := g[i+1].Time.Sub(g[i].Time); d <= maxGap {
-				return d
-			}
-		}
-		return step
-	}
-
-	var utils []float64
-	reasons := make(map[string]bool)
-	jobs := make(map[string]bool)
-	var idle, longestIdle time.Duration
-	var energy, xid Counter
-	var powerJ float64
-	var powerOK bool
-	for i, s := range g {
-		if s.Lost {
-			r.Lost = true
-		}
-		if s.UtilPct != nil {
-			utils = append(utils, *s.UtilPct)
-		}
-		if s.MemUsedBytes != nil {
-			r.PeakMemBytes = max(r.PeakMemBytes, *s.MemUsedBytes)
-		}
-		if s.MemTotalBytes != nil {
-			r.MemTotalBytes = *s.MemTotalBytes
-		}
-		for _, t := range s.Throttle {
-			if t != "gpu_idle" {
-				reasons[t] = true
-			}
-		}
-		for j := range strings.SplitSeq(s.Job, ",") {
-			if j != "" {
-				jobs[j] = true
-			}
-		}
-		if s.EnergyJ != nil {
-			energy.Add(*s.EnergyJ)
-		}
-		if s.XID != nil {
-			xid.Add(float64(*s.XID))
-		}
-		if i+1 < len(g) && s.PowerW != nil && g[i+1].PowerW != nil {
-			if dt := g[i+1].Time.Sub(s.Time); dt <= maxGap {
-				powerJ += (*s.PowerW + *g[i+1].PowerW) / 2 * dt.Seconds()
-				powerOK = true
-			}
-		}
-		isIdle := s.UtilPct != nil && *s.UtilPct < IdleUtilPct && s.MemUsedBytes != nil && *s.MemUsedBytes > IdleMemBytes
-		if isIdle {
-			idle += cover(i)
-			longestIdle = max(longestIdle, idle)
-		}
-		if !isIdle || (i+1 < len(g) && g[i+1].Time.Sub(s.Time) > maxGap) {
-			idle = 0
-		}
-	}
-	if len(utils) > 0 {
-		var sum float64
-		for _, u := range utils {
-			sum += u
-		}
-		r.MeanUtilPct = finite(sum / float64(len(utils)))
-		r.P95UtilPct = finite(percentile(utils, 0.95))
-	}
-	switch {
-	case energy.N >= 2:
-		r.EnergyJ, r.EnergySource = finite(energy.Total), "counter"
-	case powerOK:
-		r.EnergyJ, r.EnergySource = finite(powerJ), "power"
-	}
-	if r.EnergyJ == nil {
-		r.EnergySource = ""
-	}
-	r.LongestIdleS = longestIdle.Seconds()
-	r.XIDEvents = uint64(xid.Total)
-	for t := range reasons {
-		r.ThrottleReasons = append(r.ThrottleReasons, t)
-	}
-	slices.Sort(r.ThrottleReasons)
-	for j := range jobs {
-		r.Jobs = append(r.Jobs, j)
-	}
-	slices.Sort(r.Jobs)
-	return r
-}
-
 // finite returns &v, or nil when v is NaN or infinite (absurd inputs must
 // not make the report unserialisable).
 func finite(v float64) *float64 {
@@ -309,33 +167,6 @@ func (c *Counter) Add(v float64) {
 	c.N++
 }
 
-// medianStep is the (lower) median time between consecutive samples, 1s when
-// there are fewer than two.
-func medianStep(g []Sample) time.Duration {
-	if len(g) < 2 {
-		return time.Second
-	}
-	steps := make([]time.Duration, 0, len(g)-1)
-	for i := 1; i < len(g); i++ {
-		if d := g[i].Time.Sub(g[i-1].Time); d > 0 {
-			steps = append(steps, d)
-		}
-	}
-	if len(steps) == 0 {
-		return time.Second
-	}
-	slices.Sort(steps)
-	return steps[(len(steps)-1)/2] // lower median: robust to one long gap
-}
-
-// percentile is the nearest-rank percentile (0 < q <= 1) of vs.
-func percentile(vs []float64, q float64) float64 {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	rank := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[min(max(rank, 0), len(s)-1)]
-}
-
 // WriteText writes the report as a plain-text table.
 func (r Report) WriteText(w io.Writer) error {
 	if !r.Telemetry {
@@ -364,10 +195,10 @@ func (r Report) WriteText(w io.Writer) error {
 			gpu += " (lost)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			gpu, dash(g.MIG), dash(g.Model), fmtPct(g.MeanUtilPct), fmtPct(g.P95UtilPct),
+			gpu, Dash(g.MIG), Dash(g.Model), fmtPct(g.MeanUtilPct), fmtPct(g.P95UtilPct),
 			fmtBytes(g.PeakMemBytes, g.MemTotalBytes), fmtEnergy(g.EnergyJ, g.EnergySource),
-			fmtSeconds(g.LongestIdleS), dash(strings.Join(g.ThrottleReasons, ",")), g.XIDEvents,
-			dash(strings.Join(g.Jobs, ",")))
+			fmtSeconds(g.LongestIdleS), Dash(strings.Join(g.ThrottleReasons, ",")), g.XIDEvents,
+			Dash(strings.Join(g.Jobs, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -383,7 +214,8 @@ func (r Report) WriteText(w io.Writer) error {
 	return err
 }
 
-func dash(s string) string {
+// Dash is s, or "-" for an empty cell.
+func Dash(s string) string {
 	if s == "" {
 		return "-"
 	}

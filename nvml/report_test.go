@@ -46,7 +46,7 @@ func TestBuildReport(t *testing.T) {
 				{Time: t0, Host: "n1", NVML: NVMLUnavailable, Error: "ERROR_LIBRARY_NOT_FOUND"},
 			},
 			check: func(t *testing.T, r Report) {
-				if r.Telemetry || r.Message != "no GPU telemetry: NVML unavailable on n1 (ERROR_LIBRARY_NOT_FOUND)" || len(r.GPUs) != 0 {
+				if r.Telemetry || r.Message != "no GPU telemetry: NVML was not available on n1 (ERROR_LIBRARY_NOT_FOUND)" || len(r.GPUs) != 0 {
 					t.Errorf("got %+v", r)
 				}
 			},
@@ -223,7 +223,7 @@ func TestBuildReport(t *testing.T) {
 				if r.GPUs[1].MeanUtilPct != nil || *r.MeanUtilPct != 20 {
 					t.Errorf("mig util %v overall %v", r.GPUs[1].MeanUtilPct, *r.MeanUtilPct)
 				}
-				if !slices.Equal(r.Hosts, []string{"n1", "n2"}) || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "NVML unavailable on n3") {
+				if !slices.Equal(r.Hosts, []string{"n1", "n2"}) || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "NVML was not available on n3") {
 					t.Errorf("hosts %v notes %v", r.Hosts, r.Notes)
 				}
 			},
@@ -272,7 +272,7 @@ func TestReportWriteText(t *testing.T) {
 	if err := BuildReport([]Sample{{Host: "n1", NVML: NVMLUnavailable, Error: "ERROR_LIBRARY_NOT_FOUND"}}).WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.String(); got != "no GPU telemetry: NVML unavailable on n1 (ERROR_LIBRARY_NOT_FOUND)\n" {
+	if got := b.String(); got != "no GPU telemetry: NVML was not available on n1 (ERROR_LIBRARY_NOT_FOUND)\n" {
 		t.Errorf("text = %q", got)
 	}
 }

@@ -1,336 +1,28 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
-	"sort"
-	"strings"
+	"strconv"
 	"time"
-
-	"github.com/slurmtune/slurmtune/nvml"
 )
 
-// GPU telemetry is kept bounded: the exporter's samples files stay the raw
-// record; the database holds, per run, how far each file was read and, per
-// stage and GPU, a running aggregate (GPUAgg) that later samples extend.
-// Loading is idempotent: the offsets and the aggregates they produced are
-// saved in one transaction, and a save that finds the offsets moved on since
-// they were read (another slurmtune loaded the same lines) is dropped.
-
-// maxJobsPerGPU bounds the job ids one GPU aggregate remembers.
-const maxJobsPerGPU = 32
+// GPU telemetry of runs, as package nvml computes it: how far each samples
+// file was read, per stage and GPU an aggregate (stored as the JSON nvml
+// makes of it), what hosts said about NVML, every sample's utilization,
+// memory and power (the dashboard's curves), and the GPUs each job was
+// allocated. The offsets and what they produced are saved in one
+// transaction, dropped when the offsets moved on meanwhile.
 
 // GPUKey names one GPU (or MIG device) within one stage of a run.
 type GPUKey struct {
 	Stage, Host string
 	GPU         int
 	UUID, MIG   string
-}
-
-// GPUAgg is the running summary of one GPU's samples within one stage. The
-// zero value is empty; Add extends it with samples in time order. It is
-// stored as JSON.
-type GPUAgg struct {
-	Host    string    `json:"host"`
-	GPU     int       `json:"gpu"`
-	UUID    string    `json:"uuid,omitempty"`
-	Model   string    `json:"model,omitempty"`
-	MIG     string    `json:"mig,omitempty"`
-	Lost    bool      `json:"lost,omitempty"`
-	Samples int       `json:"samples"`
-	First   time.Time `json:"first"`
-	Last    time.Time `json:"last"`
-	// UtilHist counts utilization samples by rounded percent (0-100): the
-	// p95 is exact for NVML's integer percentages.
-	UtilN    int          `json:"util_n"`
-	UtilSum  float64      `json:"util_sum"`
-	UtilHist []uint32     `json:"util_hist,omitempty"`
-	PeakMem  uint64       `json:"peak_mem"`
-	MemTotal uint64       `json:"mem_total,omitempty"`
-	Energy   nvml.Counter `json:"energy"`
-	XID      nvml.Counter `json:"xid"`
-	// PowerJ integrates power between consecutive samples (the energy when
-	// the driver has no energy counter).
-	PowerJ     float64  `json:"power_j"`
-	PowerOK    bool     `json:"power_ok,omitempty"`
-	LastPowerW *float64 `json:"last_power_w,omitempty"`
-	// StepS is the smallest positive time between two samples: the
-	// exporter's interval, what the last sample of a streak stands for.
-	StepS        float64  `json:"step_s"`
-	IdleS        float64  `json:"idle_s"`
-	LongestIdleS float64  `json:"longest_idle_s"`
-	LastIdle     bool     `json:"last_idle,omitempty"`
-	Throttle     []string `json:"throttle,omitempty"`
-	Jobs         []string `json:"jobs,omitempty"`
-}
-
-func (a *GPUAgg) step() float64 {
-	if a.StepS <= 0 {
-		return 1
-	}
-	return a.StepS
-}
-
-// maxGap is the longest time between samples that still counts as one
-// stretch (longer means the exporter was down), as nvml.BuildReport has it.
-func (a *GPUAgg) maxGap() float64 { return max(5*a.step(), 30) }
-
-// Add extends the aggregate with one GPU sample (not a status line).
-// Samples must come in time order; one that goes back in time counts as
-// simultaneous with the last.
-func (a *GPUAgg) Add(s nvml.Sample) {
-	if a.Samples == 0 {
-		a.Host, a.GPU, a.UUID, a.MIG = s.Host, s.GPU, s.UUID, s.MIG
-		a.First = s.Time
-	}
-	if s.Model != "" {
-		a.Model = s.Model
-	}
-	gap := 0.0
-	if a.Samples > 0 {
-		gap = max(s.Time.Sub(a.Last).Seconds(), 0)
-		if gap > 0 && (a.StepS == 0 || gap < a.StepS) {
-			a.StepS = gap
-		}
-		// The previous sample's idle time lasts until this one.
-		if a.LastIdle {
-			if gap <= a.maxGap() {
-				a.IdleS += gap
-			} else {
-				a.IdleS += a.step()
-			}
-			a.LongestIdleS = max(a.LongestIdleS, a.IdleS)
-		}
-		if gap > a.maxGap() {
-			a.IdleS = 0
-		}
-		if a.LastPowerW != nil && s.PowerW != nil && gap <= a.maxGap() {
-			a.PowerJ += (*a.LastPowerW + *s.PowerW) / 2 * gap
-			a.PowerOK = true
-		}
-	}
-	a.Samples++
-	if s.Time.After(a.Last) {
-		a.Last = s.Time
-	}
-	if s.Time.Before(a.First) {
-		a.First = s.Time
-	}
-	if s.Lost {
-		a.Lost = true
-	}
-	if s.UtilPct != nil && !math.IsNaN(*s.UtilPct) && !math.IsInf(*s.UtilPct, 0) {
-		u := *s.UtilPct
-		a.UtilN++
-		a.UtilSum += u
-		if a.UtilHist == nil {
-			a.UtilHist = make([]uint32, 101)
-		}
-		a.UtilHist[int(math.Round(min(max(u, 0), 100)))]++
-	}
-	if s.MemUsedBytes != nil {
-		a.PeakMem = max(a.PeakMem, *s.MemUsedBytes)
-	}
-	if s.MemTotalBytes != nil {
-		a.MemTotal = *s.MemTotalBytes
-	}
-	if s.EnergyJ != nil {
-		a.Energy.Add(*s.EnergyJ)
-	}
-	if s.XID != nil {
-		a.XID.Add(float64(*s.XID))
-	}
-	a.LastPowerW = s.PowerW
-	for _, t := range s.Throttle {
-		if t != "gpu_idle" && !slices.Contains(a.Throttle, t) {
-			a.Throttle = append(a.Throttle, t)
-		}
-	}
-	for j := range strings.SplitSeq(s.Job, ",") {
-		if j != "" && len(a.Jobs) < maxJobsPerGPU && !slices.Contains(a.Jobs, j) {
-			a.Jobs = append(a.Jobs, j)
-		}
-	}
-	idle := s.UtilPct != nil && *s.UtilPct < nvml.IdleUtilPct && s.MemUsedBytes != nil && *s.MemUsedBytes > nvml.IdleMemBytes
-	if !idle {
-		a.IdleS = 0
-	}
-	a.LastIdle = idle
-}
-
-// MeanUtilPct is the mean utilization, nil when no sample had one.
-func (a *GPUAgg) MeanUtilPct() *float64 {
-	if a.UtilN == 0 {
-		return nil
-	}
-	return finite(a.UtilSum / float64(a.UtilN))
-}
-
-// P95UtilPct is the nearest-rank 95th percentile of the utilization (by
-// whole percent), nil when no sample had one.
-func (a *GPUAgg) P95UtilPct() *float64 {
-	if a.UtilN == 0 || len(a.UtilHist) == 0 {
-		return nil
-	}
-	rank := max(int(math.Ceil(0.95*float64(a.UtilN)))-1, 0)
-	cum := 0
-	for v, n := range a.UtilHist {
-		cum += int(n)
-		if cum > rank {
-			f := float64(v)
-			return &f
-		}
-	}
-	f := 100.0
-	return &f
-}
-
-// Report is the aggregate as the nvml report shows one GPU.
-func (a *GPUAgg) Report() nvml.GPUReport {
-	r := nvml.GPUReport{Host: a.Host, GPU: a.GPU, UUID: a.UUID, Model: a.Model, MIG: a.MIG, Samples: a.Samples,
-		MeanUtilPct: a.MeanUtilPct(), P95UtilPct: a.P95UtilPct(), PeakMemBytes: a.PeakMem, MemTotalBytes: a.MemTotal,
-		XIDEvents: uint64(a.XID.Total), Lost: a.Lost, LongestIdleS: a.LongestIdleS}
-	if a.LastIdle {
-		r.LongestIdleS = max(r.LongestIdleS, a.IdleS+a.step())
-	}
-	switch {
-	case a.Energy.N >= 2:
-		r.EnergyJ, r.EnergySource = finite(a.Energy.Total), "counter"
-	case a.PowerOK:
-		r.EnergyJ, r.EnergySource = finite(a.PowerJ), "power"
-	}
-	if r.EnergyJ == nil {
-		r.EnergySource = ""
-	}
-	r.ThrottleReasons = slices.Sorted(slices.Values(a.Throttle))
-	r.Jobs = slices.Sorted(slices.Values(a.Jobs))
-	return r
-}
-
-func finite(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
-}
-
-// NVMLStatus is what a host's status lines said within one stage: NVML
-// unavailable, or no GPU found.
-type NVMLStatus struct {
-	Stage string    `json:"stage"`
-	Host  string    `json:"host"`
-	NVML  string    `json:"nvml"`
-	Error string    `json:"error,omitempty"`
-	First time.Time `json:"first"`
-	Last  time.Time `json:"last"`
-}
-
-type statusKey struct{ stage, host, nvml string }
-
-// GPUReport summarises one stage's GPUs and status lines as an nvml.Report:
-// per-GPU figures, the mean utilization over GPUs, the underutilized flag
-// (averaged under nvml.UnderutilizedPct over more than
-// nvml.UnderutilizedAfter), and, without any GPU sample, a plain message
-// saying why there is no telemetry.
-func GPUReport(aggs []*GPUAgg, statuses []NVMLStatus) nvml.Report {
-	r := nvml.Report{GPUs: []nvml.GPUReport{}}
-	hosts := map[string]bool{}
-	for _, a := range aggs {
-		if a.Samples == 0 {
-			continue
-		}
-		hosts[a.Host] = true
-		r.GPUs = append(r.GPUs, a.Report())
-		if r.Start.IsZero() || a.First.Before(r.Start) {
-			r.Start = a.First
-		}
-		if a.Last.After(r.End) {
-			r.End = a.Last
-		}
-	}
-	r.Hosts = slices.Sorted(func(yield func(string) bool) {
-		for h := range hosts {
-			if !yield(h) {
-				return
-			}
-		}
-	})
-	r.Finish(statusNotes(statuses, hosts))
-	return r
-}
-
-// statusNotes says, in plain words and grouped by what was said, which
-// hosts reported no GPU telemetry (hosts that also sent GPU samples are left
-// out), e.g. "NVML was not available on st-node1, st-node2
-// (ERROR_LIBRARY_NOT_FOUND)".
-func statusNotes(statuses []NVMLStatus, withGPUs map[string]bool) []string {
-	type group struct{ nvml, err string }
-	byGroup := map[group][]string{}
-	var order []group
-	for _, s := range statuses {
-		if withGPUs[s.Host] {
-			continue
-		}
-		g := group{s.NVML, s.Error}
-		if _, ok := byGroup[g]; !ok {
-			order = append(order, g)
-		}
-		h := s.Host
-		if h == "" {
-			h = "an unnamed host"
-		}
-		if !slices.Contains(byGroup[g], h) {
-			byGroup[g] = append(byGroup[g], h)
-		}
-	}
-	sort.SliceStable(order, func(i, j int) bool {
-		return cmp.Or(cmp.Compare(order[i].nvml, order[j].nvml), cmp.Compare(order[i].err, order[j].err)) < 0
-	})
-	var out []string
-	for _, g := range order {
-		hosts := byGroup[g]
-		slices.Sort(hosts)
-		on := strings.Join(hosts, ", ")
-		var msg string
-		switch g.nvml {
-		case nvml.NVMLUnavailable:
-			msg = "NVML was not available on " + on
-		case nvml.NVMLNoDevices:
-			msg = "NVML found no GPU on " + on
-		default:
-			msg = fmt.Sprintf("NVML status %q on %s", g.nvml, on)
-		}
-		if g.err != "" {
-			msg += " (" + g.err + ")"
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
-// GPUState is everything the database knows of a run's GPU telemetry, as
-// loaded by GPUState and extended by Add and Advance before SaveGPUState.
-type GPUState struct {
-	RunID string
-	// Offsets is how far each samples file had been read when loaded.
-	Offsets map[string]int64
-	// DoneEndedAt is the run's end time (ms) when its files were last read
-	// to the end after it ended; 0 when not.
-	DoneEndedAt int64
-	GPUs        map[GPUKey]*GPUAgg
-	Status      map[statusKey]*NVMLStatus
-
-	next        map[string]int64
-	bad         map[string]int
-	dirtyGPU    map[GPUKey]bool
-	dirtyStatus map[statusKey]bool
-	points      []GPUPoint
 }
 
 // GPUPoint is one GPU sample's utilization, memory and power over time.
@@ -342,110 +34,48 @@ type GPUPoint struct {
 	PowerW  *float64  `json:"power_w"`
 }
 
-// Offset is how far path has been read, including what was added since
-// the state was loaded.
-func (g *GPUState) Offset(path string) int64 {
-	if o, ok := g.next[path]; ok {
-		return o
-	}
-	return g.Offsets[path]
+// GPUStat is one stage's aggregate of one GPU, opaque to the store.
+type GPUStat struct {
+	GPUKey
+	Agg []byte
 }
 
-// Advance records that path has been read up to offset, with bad lines
-// that could not be parsed.
-func (g *GPUState) Advance(path string, offset int64, badLines int) {
-	g.next[path] = offset
-	g.bad[path] += badLines
+// GPUStatus is what a host's status lines said within one stage.
+type GPUStatus struct {
+	Stage, Host, NVML, Error string
+	First, Last              time.Time
 }
 
-// Add adds one sample line (GPU sample or status line) to a stage.
-func (g *GPUState) Add(stage string, s nvml.Sample) {
-	if s.IsStatus() {
-		k := statusKey{stage, s.Host, s.NVML}
-		st := g.Status[k]
-		if st == nil {
-			st = &NVMLStatus{Stage: stage, Host: s.Host, NVML: s.NVML, First: s.Time}
-			g.Status[k] = st
-		}
-		if s.Error != "" {
-			st.Error = s.Error
-		}
-		if s.Time.Before(st.First) {
-			st.First = s.Time
-		}
-		if s.Time.After(st.Last) {
-			st.Last = s.Time
-		}
-		g.dirtyStatus[k] = true
-		return
-	}
-	k := GPUKey{stage, s.Host, s.GPU, s.UUID, s.MIG}
-	a := g.GPUs[k]
-	if a == nil {
-		a = &GPUAgg{}
-		g.GPUs[k] = a
-	}
-	a.Add(s)
-	g.dirtyGPU[k] = true
-	g.points = append(g.points, GPUPoint{GPUKey: k, Time: s.Time, UtilPct: s.UtilPct, MemUsed: s.MemUsedBytes, PowerW: s.PowerW})
+// GPUTelemetry is what the database holds of a run's GPU telemetry.
+type GPUTelemetry struct {
+	// Offsets is how far each samples file has been read.
+	Offsets map[string]int64
+	// DoneEndedAt is the run's end time (ms) when its files were last read
+	// to the end after it ended; 0 when not.
+	DoneEndedAt int64
+	Stats       []GPUStat
+	Statuses    []GPUStatus
 }
 
-// Changed reports whether anything was added or read since loading.
-func (g *GPUState) Changed() bool {
-	for p, o := range g.next {
-		if o != g.Offsets[p] {
-			return true
-		}
-	}
-	return len(g.dirtyGPU) > 0 || len(g.dirtyStatus) > 0 || len(g.points) > 0
+// GPUTelemetryChange is what one load of a run's samples files read.
+type GPUTelemetryChange struct {
+	// Offsets are the offsets the load started from; Next how far it read
+	// each file, with Bad lines it could not parse.
+	Offsets  map[string]int64
+	Next     map[string]int64
+	Bad      map[string]int
+	Stats    []GPUStat
+	Statuses []GPUStatus
+	Points   []GPUPoint
 }
 
-// Stages lists the stages with telemetry or status lines, sorted.
-func (g *GPUState) Stages() []string {
-	seen := map[string]bool{}
-	for k := range g.GPUs {
-		seen[k.Stage] = true
-	}
-	for k := range g.Status {
-		seen[k.stage] = true
-	}
-	out := make([]string, 0, len(seen))
-	for s := range seen {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// HasStage reports whether a stage has any telemetry or status line.
-func (g *GPUState) HasStage(stage string) bool { return slices.Contains(g.Stages(), stage) }
-
-// Report is the GPU report of one stage.
-func (g *GPUState) Report(stage string) nvml.Report {
-	var aggs []*GPUAgg
-	for k, a := range g.GPUs {
-		if k.Stage == stage {
-			aggs = append(aggs, a)
-		}
-	}
-	var sts []NVMLStatus
-	for k, s := range g.Status {
-		if k.stage == stage {
-			sts = append(sts, *s)
-		}
-	}
-	sort.Slice(sts, func(i, j int) bool { return sts[i].Host < sts[j].Host })
-	return GPUReport(aggs, sts)
-}
-
-// GPUState loads a run's GPU telemetry state.
-func (s *Store) GPUState(ctx context.Context, runID string) (*GPUState, error) {
-	g := &GPUState{RunID: runID, Offsets: map[string]int64{}, GPUs: map[GPUKey]*GPUAgg{}, Status: map[statusKey]*NVMLStatus{},
-		next: map[string]int64{}, bad: map[string]int{}, dirtyGPU: map[GPUKey]bool{}, dirtyStatus: map[statusKey]bool{}}
-	if err := g.load(ctx, s.db); err != nil {
+// GPUTelemetry loads a run's GPU telemetry.
+func (s *Store) GPUTelemetry(ctx context.Context, runID string) (*GPUTelemetry, error) {
+	t := &GPUTelemetry{}
+	if err := t.load(ctx, s.db, runID); err != nil {
 		return nil, fmt.Errorf("GPU telemetry of %s: %w", runID, err)
 	}
-	return g, nil
+	return t, nil
 }
 
 type queryRower interface {
@@ -472,13 +102,13 @@ func gpuOffsets(ctx context.Context, q querier, runID string) (map[string]int64,
 	return out, rows.Err()
 }
 
-func (g *GPUState) load(ctx context.Context, q queryRower) error {
-	offsets, err := gpuOffsets(ctx, q, g.RunID)
+func (g *GPUTelemetry) load(ctx context.Context, q queryRower, runID string) error {
+	offsets, err := gpuOffsets(ctx, q, runID)
 	if err != nil {
 		return err
 	}
 	g.Offsets = offsets
-	rows, err := q.QueryContext(ctx, `SELECT stage, host, gpu, uuid, mig, agg FROM gpu_stats WHERE run_id = ?`, g.RunID)
+	rows, err := q.QueryContext(ctx, `SELECT stage, host, gpu, uuid, mig, agg FROM gpu_stats WHERE run_id = ?`, runID)
 	if err != nil {
 		return err
 	}
@@ -489,92 +119,79 @@ func (g *GPUState) load(ctx context.Context, q queryRower) error {
 			rows.Close()
 			return err
 		}
-		a := &GPUAgg{}
-		if err := json.Unmarshal([]byte(blob), a); err != nil {
-			rows.Close()
-			return fmt.Errorf("GPU aggregate %v: %w", k, err)
-		}
-		g.GPUs[k] = a
+		g.Stats = append(g.Stats, GPUStat{GPUKey: k, Agg: []byte(blob)})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT stage, host, nvml, error, first_at, last_at FROM gpu_nvml_status WHERE run_id = ?`, g.RunID)
+	rows, err = q.QueryContext(ctx, `SELECT stage, host, nvml, error, first_at, last_at FROM gpu_nvml_status WHERE run_id = ?`, runID)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		st := &NVMLStatus{}
+		var st GPUStatus
 		var first, last int64
 		if err := rows.Scan(&st.Stage, &st.Host, &st.NVML, &st.Error, &first, &last); err != nil {
 			rows.Close()
 			return err
 		}
 		st.First, st.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
-		g.Status[statusKey{st.Stage, st.Host, st.NVML}] = st
+		g.Statuses = append(g.Statuses, st)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	err = q.QueryRowContext(ctx, `SELECT ended_at FROM gpu_done WHERE run_id = ?`, g.RunID).Scan(&g.DoneEndedAt)
+	err = q.QueryRowContext(ctx, `SELECT ended_at FROM gpu_done WHERE run_id = ?`, runID).Scan(&g.DoneEndedAt)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	return nil
 }
 
-// SaveGPUState saves what was read and added since g was loaded, in one
-// transaction, unless another process has moved any of the run's file
-// offsets meanwhile (then it read the same lines: nothing is saved and
-// saved is false; load the state again to see its result).
-func (s *Store) SaveGPUState(ctx context.Context, g *GPUState) (saved bool, err error) {
-	if !g.Changed() {
-		return true, nil
-	}
+// SaveGPUTelemetry saves what one load read, in one transaction, unless
+// another process has moved any of the run's file offsets since c.Offsets
+// (then it read the same lines: nothing is saved and saved is false).
+func (s *Store) SaveGPUTelemetry(ctx context.Context, runID string, c GPUTelemetryChange) (saved bool, err error) {
 	now := ms(time.Now())
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := gpuOffsets(ctx, tx, g.RunID)
+		cur, err := gpuOffsets(ctx, tx, runID)
 		if err != nil {
 			return err
 		}
 		for p, o := range cur {
-			if g.Offsets[p] != o {
+			if c.Offsets[p] != o {
 				return nil // someone else loaded these lines
 			}
 		}
-		for p := range g.Offsets {
+		for p := range c.Offsets {
 			if _, ok := cur[p]; !ok {
 				return nil
 			}
 		}
-		for p, o := range g.next {
+		for p, o := range c.Next {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gpu_files (run_id, path, read_to, bad_lines, updated_at) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (run_id, path) DO UPDATE SET read_to = excluded.read_to, bad_lines = bad_lines + excluded.bad_lines,
-				updated_at = excluded.updated_at`, g.RunID, p, o, g.bad[p], now); err != nil {
+				updated_at = excluded.updated_at`, runID, p, o, c.Bad[p], now); err != nil {
 				return err
 			}
 		}
-		for k := range g.dirtyGPU {
-			blob, err := json.Marshal(g.GPUs[k])
-			if err != nil {
-				return err
-			}
+		for _, st := range c.Stats {
+			k := st.GPUKey
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gpu_stats (run_id, stage, host, gpu, uuid, mig, agg, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (run_id, stage, host, gpu, uuid, mig) DO UPDATE SET agg = excluded.agg, updated_at = excluded.updated_at`,
-				g.RunID, k.Stage, k.Host, k.GPU, k.UUID, k.MIG, string(blob), now); err != nil {
+				runID, k.Stage, k.Host, k.GPU, k.UUID, k.MIG, string(st.Agg), now); err != nil {
 				return err
 			}
 		}
-		if err := insertGPUPoints(ctx, tx, g.RunID, g.points); err != nil {
+		if err := insertGPUPoints(ctx, tx, runID, c.Points); err != nil {
 			return err
 		}
-		for k := range g.dirtyStatus {
-			st := g.Status[k]
+		for _, st := range c.Statuses {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gpu_nvml_status (run_id, stage, host, nvml, error, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (run_id, stage, host, nvml) DO UPDATE SET error = excluded.error, first_at = excluded.first_at, last_at = excluded.last_at`,
-				g.RunID, k.stage, k.host, k.nvml, st.Error, ms(st.First), ms(st.Last)); err != nil {
+				runID, st.Stage, st.Host, st.NVML, st.Error, ms(st.First), ms(st.Last)); err != nil {
 				return err
 			}
 		}
@@ -582,17 +199,7 @@ func (s *Store) SaveGPUState(ctx context.Context, g *GPUState) (saved bool, err 
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("save GPU telemetry of %s: %w", g.RunID, err)
-	}
-	if saved {
-		for p, o := range g.next {
-			g.Offsets[p] = o
-		}
-		clear(g.next)
-		clear(g.bad)
-		clear(g.dirtyGPU)
-		clear(g.dirtyStatus)
-		g.points = nil
+		return false, fmt.Errorf("save GPU telemetry of %s: %w", runID, err)
 	}
 	return saved, nil
 }
@@ -764,6 +371,32 @@ func (s *Store) RunOfJob(ctx context.Context, jobID string) (runID, stage string
 		return "", "", fmt.Errorf("job %s: %w", jobID, err)
 	}
 	return runID, stage, nil
+}
+
+// RunOrJob finds a run by id (or unique prefix) or by the Slurm job
+// id of one of its stages; stage is set in the second case. An all-digit
+// argument is taken for a job id first.
+func (s *Store) RunOrJob(ctx context.Context, arg string) (r *Run, stage string, err error) {
+	if isJobIDArg(arg) {
+		runID, stg, jerr := s.RunOfJob(ctx, arg)
+		if jerr == nil {
+			r, err = s.GetRun(ctx, runID)
+			return r, stg, err
+		}
+		if !IsNotFound(jerr) {
+			return nil, "", jerr
+		}
+	}
+	r, err = s.GetRun(ctx, arg)
+	if err != nil && IsNotFound(err) && isJobIDArg(arg) {
+		return nil, "", fmt.Errorf("no run and no tracked job %s (only jobs submitted with `slurmtune submit` or `slurmtune sbatch` are tracked): %w", arg, ErrNotFound)
+	}
+	return r, "", err
+}
+
+func isJobIDArg(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }
 
 // SbatchJob is how a job submitted with `slurmtune sbatch` was submitted.

@@ -25,8 +25,11 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -252,4 +255,61 @@ func (s *Server) liveJob(id string) (slurm.Job, bool) {
 	defer s.mu.RUnlock()
 	j, ok := s.live[id]
 	return j, ok
+}
+
+// ReadTokenFile reads the --token-file of `slurmtune ui`: one token of
+// at least 16 characters on one line, in a file not readable by others;
+// "" when path is "".
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--token-file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("--token-file %s: want one token of at least 16 characters on one line", path)
+	}
+	return tok, nil
+}
+
+// LiveStates asks each cluster, through jobs (read-only: squeue, sacct,
+// slurmrestd reads), about the jobs the database says are live, one call
+// per cluster configuration; nothing is written. The first error is
+// returned with what the other clusters said.
+func LiveStates(ctx context.Context, st interface {
+	LiveJobs(ctx context.Context) ([]store.TrackedJob, error)
+}, jobs func(ctx context.Context, config string, ids []string) ([]slurm.Job, error)) (map[string]slurm.Job, error) {
+	live, err := st.LiveJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byConfig := map[string][]string{}
+	for _, t := range live {
+		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t.JobID)
+	}
+	out := map[string]slurm.Job{}
+	var firstErr error
+	for _, cfg := range slices.Sorted(maps.Keys(byConfig)) {
+		js, err := jobs(ctx, cfg, slices.Compact(slices.Sorted(slices.Values(byConfig[cfg]))))
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, j := range js {
+			out[j.ID] = j
+		}
+	}
+	return out, firstErr
 }

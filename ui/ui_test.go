@@ -114,7 +114,7 @@ func seed(t testing.TB) (string, map[string]string) {
 	}
 	// GPU samples of two GPUs on one node during train, as the exporter
 	// writes them on a GPU node.
-	g, err := st.GPUState(ctx, ids["full"])
+	g, err := nvml.LoadState(ctx, st, ids["full"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func seed(t testing.TB) (string, map[string]string) {
 		}
 	}
 	g.Advance("/r/gpu/samples-gpu-node1.jsonl", 4096, 0)
-	if ok, err := st.SaveGPUState(ctx, g); err != nil || !ok {
+	if ok, err := g.Save(ctx, st); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
 	var samples []store.DeploySample

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,6 +181,111 @@ func checkFinal(t *testing.T, env, runDir string) {
 	t.Logf("final model: perplexity %.4f (eval) %.4f (fresh process)", want, got)
 }
 
+// hfTrainMetrics are the names the HF payload writes at each logging step.
+var hfTrainMetrics = []string{"loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "samples_per_second"}
+
+// hfEvalMetrics are names of the line the HF payload's eval writes.
+var hfEvalMetrics = []string{"eval_perplexity", "eval_nll_per_token", "eval_tokens", "eval_records"}
+
+// metricsFileSteps reads a stage's metrics file: the names of each step's
+// lines (a step that has several lines, from several ranks or loggers, has
+// them all), marker lines left out.
+func metricsFileSteps(t *testing.T, runDir, stage string) map[int64][][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, "metrics", stage+".jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64][][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("%s metrics line %q: %v", stage, line, err)
+		}
+		if _, ok := l["slurmtune"]; ok {
+			continue
+		}
+		step, ok := l["step"].(float64)
+		if !ok {
+			t.Errorf("%s metrics line without a step: %s", stage, line)
+			continue
+		}
+		var names []string
+		for k, v := range l {
+			if _, num := v.(float64); num && k != "step" && k != "time" {
+				names = append(names, k)
+			}
+		}
+		out[int64(step)] = append(out[int64(step)], names)
+	}
+	return out
+}
+
+// checkHFMetrics: the HF payload's train stage wrote one line per logging
+// step 1..steps (rank 0 only) with every one of hfTrainMetrics, its eval
+// wrote its eval_* line, and `metrics --json` returns them from SQLite.
+func checkHFMetrics(t *testing.T, db, run, runDir string, steps int) {
+	t.Helper()
+	train := metricsFileSteps(t, runDir, "train")
+	for s := int64(1); s <= int64(steps); s++ {
+		lines := train[s]
+		if len(lines) != 1 {
+			t.Errorf("train metrics file: %d lines for step %d, want 1 (rank 0 only): %v", len(lines), s, lines)
+			continue
+		}
+		for _, n := range hfTrainMetrics {
+			if !slices.Contains(lines[0], n) {
+				t.Errorf("train metrics file: step %d lacks %s: %v", s, n, lines[0])
+			}
+		}
+	}
+	if len(train) != steps {
+		t.Errorf("train metrics file: steps %v, want 1..%d", slices.Sorted(maps.Keys(train)), steps)
+	}
+	var evalLine []string
+	for _, lines := range metricsFileSteps(t, runDir, "eval") {
+		for _, names := range lines {
+			if slices.Contains(names, "eval_perplexity") {
+				evalLine = names
+			}
+		}
+	}
+	for _, n := range hfEvalMetrics {
+		if !slices.Contains(evalLine, n) {
+			t.Errorf("eval metrics file: no line with %s (its eval line: %v)", n, evalLine)
+		}
+	}
+	r := slurmtune(t, db, "metrics", run, "--json")
+	if r.code != 0 {
+		t.Fatalf("metrics: exit %d: %s", r.code, r.stderr)
+	}
+	var m metricsOut
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatalf("metrics --json: %v\n%s", err, r.stdout)
+	}
+	inDB, points := map[string][]int64{}, map[string]int{}
+	for _, p := range m.Points {
+		points[p.Stage+"/"+p.Name]++
+		if p.Step != nil {
+			inDB[p.Stage+"/"+p.Name] = append(inDB[p.Stage+"/"+p.Name], *p.Step)
+		}
+	}
+	var want []int64
+	for s := int64(1); s <= int64(steps); s++ {
+		want = append(want, s)
+	}
+	for _, n := range hfTrainMetrics {
+		if got := inDB["train/"+n]; !slices.Equal(got, want) {
+			t.Errorf("metrics --json: train %s at steps %v, want %v", n, got, want)
+		}
+	}
+	for _, n := range hfEvalMetrics {
+		if points["eval/"+n] != 1 {
+			t.Errorf("metrics --json: %d points of eval %s, want one", points["eval/"+n], n)
+		}
+	}
+}
+
 var lossRe = regexp.MustCompile(`\[train_hf rank 0\] step (\d+) loss ([0-9.]+)`)
 
 // writeFormatData writes chat or instruction records made from the tiny
@@ -320,6 +427,7 @@ func TestE2EHFLaunchers(t *testing.T) {
 			}
 			runDir := s.Runs[0].RunDir
 			checkFinal(t, env, runDir)
+			checkHFMetrics(t, db, sub.Run, runDir, 8)
 			if c.format == "text" {
 				return
 			}

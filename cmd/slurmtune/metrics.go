@@ -2,22 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
-	"fmt"
-	"io"
-	"reflect"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/jobs/sweep"
+	"github.com/slurmtune/slurmtune/jobs/metrics"
+	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 )
+
+// `slurmtune metrics` and `compare`: package metrics reads and builds
+// what they show.
 
 type metricsOptions struct {
 	run, stage, name string
@@ -57,15 +51,6 @@ func metricsCommand() *cli.Command {
 	}
 }
 
-type metricsJSON struct {
-	Run    string               `json:"run"`
-	Name   string               `json:"name"`
-	State  string               `json:"state"`
-	Points []store.MetricPoint  `json:"points"`
-	Eval   *store.EvalRecord    `json:"eval"`
-	Series []store.MetricSeries `json:"series"`
-}
-
 // refreshRuns syncs with Slurm and reads what is new for the runs, unless
 // noSync; it returns the runs as the database then has them.
 func refreshRuns(ctx context.Context, e *env, st *store.Store, runs []*store.Run, noSync bool) ([]*store.Run, error) {
@@ -102,93 +87,16 @@ func showMetrics(ctx context.Context, e *env, o metricsOptions) error {
 	if err != nil {
 		return err
 	}
-	r = runs[0]
-	pts, err := st.MetricPoints(ctx, r.ID, store.MetricFilter{Stage: o.stage, Name: o.name})
-	if err != nil {
-		return err
-	}
-	if pts == nil {
-		pts = []store.MetricPoint{}
-	}
-	out := metricsJSON{Run: r.ID, Name: r.Name, State: r.State, Points: pts}
-	if out.Series, err = st.MetricSeriesOf(ctx, r.ID); err != nil {
-		return err
-	}
-	if out.Series == nil {
-		out.Series = []store.MetricSeries{}
-	}
-	if o.stage == "" || o.stage == store.EvalStage {
-		if out.Eval, err = st.EvalReport(ctx, r.ID); err != nil {
-			return err
-		}
-	}
+	out, err := metrics.Show(ctx, st, runs[0], store.MetricFilter{Stage: o.stage, Name: o.name})
 	switch {
+	case err != nil:
+		return err
 	case o.json:
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(e.stdout, out)
 	case o.csv:
-		return writeMetricsCSV(e.stdout, out.Points)
+		return out.WriteCSV(e.stdout)
 	}
-	return writeMetricsText(e.stdout, out)
-}
-
-func writeMetricsCSV(w io.Writer, pts []store.MetricPoint) error {
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"stage", "name", "step", "time", "value", "job_id", "attempt", "restart"})
-	for _, p := range pts {
-		step := ""
-		if p.Step != nil {
-			step = strconv.FormatInt(*p.Step, 10)
-		}
-		cw.Write([]string{p.Stage, p.Name, step, p.Time.Format(time.RFC3339Nano), strconv.FormatFloat(p.Value, 'g', -1, 64),
-			p.JobID, strconv.Itoa(p.Attempt), strconv.Itoa(p.Restart)})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-func writeMetricsText(w io.Writer, out metricsJSON) error {
-	fmt.Fprintf(w, "run %s (%s) %s\n", out.Run, oneLine(out.Name), out.State)
-	if len(out.Points) == 0 {
-		fmt.Fprintln(w, "no metrics recorded yet (payloads append them to $SLURMTUNE_METRICS_FILE; see the README's payload contract)")
-	} else {
-		tw := newTable(w)
-		fmt.Fprintln(tw, "STAGE\tNAME\tSTEP\tTIME\tVALUE\tJOB\tATTEMPT\tRESTART")
-		for _, p := range out.Points {
-			step := "-"
-			if p.Step != nil {
-				step = strconv.FormatInt(*p.Step, 10)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", oneLine(p.Stage), oneLine(p.Name), step, p.Time.Format(time.RFC3339),
-				fmtMetric(p.Value), dash(p.JobID), p.Attempt, p.Restart)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if out.Eval != nil {
-		fmt.Fprintf(w, "eval (job %s): %s\n", out.Eval.JobID, verdictWord(out.Eval.Passed))
-		for _, g := range out.Eval.Gates {
-			fmt.Fprintln(w, "  "+gateRecordLine(g))
-		}
-	}
-	return nil
-}
-
-func verdictWord(passed bool) string {
-	if passed {
-		return "PASS"
-	}
-	return "FAIL"
-}
-
-func gateRecordLine(g store.GateRecord) string {
-	val := "missing"
-	if g.Value != nil {
-		val = fmtMetric(*g.Value)
-	}
-	return fmt.Sprintf("%s %s %s %s: %s", verdictWord(g.Passed), oneLine(g.Metric), g.Op, fmtMetric(g.Threshold), val)
+	return out.WriteText(e.stdout)
 }
 
 type compareOptions struct {
@@ -201,7 +109,7 @@ func compareCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "compare",
 		Usage:     "compare runs: differing hyperparameters, final train loss, eval metrics and gates, GPU-hours, wall time, restarts",
-		ArgsUsage: "RUN RUN...",
+		ArgsUsage: "RUN RUN... | SWEEP-RUN",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "show what the database knows without asking Slurm or reading new lines"},
@@ -217,31 +125,6 @@ func compareCommand() *cli.Command {
 			return compareRuns(c.Context, e, compareOptions{runs: c.Args().Slice(), json: c.Bool("json"), noSync: c.Bool("no-sync")})
 		},
 	}
-}
-
-type compareRunJSON struct {
-	ID              string             `json:"id"`
-	Name            string             `json:"name"`
-	State           string             `json:"state"`
-	Hyperparameters map[string]any     `json:"hyperparameters"`
-	FinalTrainLoss  *float64           `json:"final_train_loss"`
-	FinalTrainStep  *int64             `json:"final_train_step"`
-	EvalPassed      *bool              `json:"eval_passed"`
-	EvalMetrics     map[string]float64 `json:"eval_metrics"`
-	Gates           []store.GateRecord `json:"gates"`
-	GPUHours        *float64           `json:"gpu_hours"`
-	WallSeconds     *int64             `json:"wall_seconds"`
-	Restarts        int                `json:"restarts"`
-	Retries         int                `json:"retries"`
-}
-
-type compareJSON struct {
-	// Differing names the hyperparameters whose values are not the same in
-	// every run (absent in some counts as different).
-	Differing []string         `json:"differing_hyperparameters"`
-	Runs      []compareRunJSON `json:"runs"`
-	// Sweeps are the sweep runs' tasks, with their rank (by run id).
-	Sweeps map[string]*sweep.View `json:"sweeps,omitempty"`
 }
 
 func compareRuns(ctx context.Context, e *env, o compareOptions) error {
@@ -262,202 +145,36 @@ func compareRuns(ctx context.Context, e *env, o compareOptions) error {
 	if err != nil {
 		return err
 	}
-	out, err := buildComparison(ctx, st, runs)
+	out, err := metrics.Compare(ctx, st, runs)
 	if err != nil {
-		return err
-	}
-	if out.Sweeps, err = sweep.Views(ctx, st, runs); err != nil {
 		return err
 	}
 	if len(runs) < 2 && len(out.Sweeps) == 0 {
 		return usagef("compare: want at least two RUNs (%s is not a sweep)", runs[0].ID)
 	}
 	if o.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(e.stdout, out)
 	}
-	if err := writeCompareText(e.stdout, out); err != nil {
-		return err
-	}
-	return writeSweepTables(e.stdout, runs, out.Sweeps, true)
+	return out.WriteText(e.stdout)
 }
 
-func buildComparison(ctx context.Context, st *store.Store, runs []*store.Run) (compareJSON, error) {
-	out := compareJSON{Differing: []string{}, Runs: []compareRunJSON{}}
-	ids := make([]string, len(runs))
-	for i, r := range runs {
-		ids[i] = r.ID
-	}
-	last, err := st.LastMetricPoints(ctx, ids, "train", "loss")
-	if err != nil {
-		return out, err
-	}
-	keys := map[string]bool{}
+// ingestRuns reads what is new for each run on its cluster, one connection
+// per cluster configuration.
+func ingestRuns(ctx context.Context, e *env, st *store.Store, cs *clusterSet, runs []*store.Run) {
 	for _, r := range runs {
-		c := compareRunJSON{ID: r.ID, Name: r.Name, State: r.State, EvalMetrics: map[string]float64{}, Gates: []store.GateRecord{}}
-		if c.Hyperparameters, err = st.RunParams(ctx, r.ID); err != nil {
-			return out, err
+		if !metrics.HasJobs(r) {
+			continue
 		}
-		if c.Hyperparameters == nil {
-			c.Hyperparameters = map[string]any{}
-		}
-		for k := range c.Hyperparameters {
-			keys[k] = true
-		}
-		if p, ok := last[r.ID]; ok {
-			v := p.Value
-			c.FinalTrainLoss, c.FinalTrainStep = &v, p.Step
-		}
-		ev, err := st.EvalReport(ctx, r.ID)
+		cl, err := cs.get(ctx, r.ClusterConfig)
 		if err != nil {
-			return out, err
+			e.log.Warn("could not reach the cluster for metrics", "run", r.ID, "err", err)
+			continue
 		}
-		if ev != nil {
-			c.EvalPassed, c.EvalMetrics, c.Gates = &ev.Passed, ev.Metrics, ev.Gates
-		}
-		allocs, err := st.GPUAllocs(ctx, r.ID)
-		if err != nil {
-			return out, err
-		}
-		for _, a := range allocs {
-			if c.GPUHours == nil {
-				c.GPUHours = new(float64)
-			}
-			*c.GPUHours += a.GPUHours()
-		}
-		c.WallSeconds = wallSeconds(r)
-		for _, s := range r.Stages {
-			c.Restarts += s.Restarts
-			c.Retries += max(s.Attempt-1, 0)
-		}
-		out.Runs = append(out.Runs, c)
+		metrics.Ingest(ctx, e.log, st, cl.fs, r)
 	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		first, ok0 := out.Runs[0].Hyperparameters[k]
-		for _, c := range out.Runs[1:] {
-			v, ok := c.Hyperparameters[k]
-			if ok != ok0 || !reflect.DeepEqual(v, first) {
-				out.Differing = append(out.Differing, k)
-				break
-			}
-		}
-	}
-	return out, nil
 }
 
-// wallSeconds is from the first stage's start to the last stage's end (or
-// now, while running); nil before anything started.
-func wallSeconds(r *store.Run) *int64 {
-	var start, end time.Time
-	running := false
-	for _, s := range r.Stages {
-		if !s.StartedAt.IsZero() && (start.IsZero() || s.StartedAt.Before(start)) {
-			start = s.StartedAt
-		}
-		if s.EndedAt.After(end) {
-			end = s.EndedAt
-		}
-		if !s.Terminal() && !s.StartedAt.IsZero() {
-			running = true
-		}
-	}
-	if start.IsZero() {
-		return nil
-	}
-	if running || end.IsZero() {
-		end = time.Now()
-	}
-	n := int64(end.Sub(start) / time.Second)
-	return &n
-}
-
-func writeCompareText(w io.Writer, out compareJSON) error {
-	tw := newTable(w)
-	row := func(label string, cell func(c compareRunJSON) string) {
-		cells := []string{label}
-		for _, c := range out.Runs {
-			cells = append(cells, cell(c))
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
-	}
-	row("RUN", func(c compareRunJSON) string { return c.ID })
-	row("name", func(c compareRunJSON) string { return oneLine(c.Name) })
-	row("state", func(c compareRunJSON) string { return c.State })
-	for _, k := range out.Differing {
-		row("hp "+oneLine(k), func(c compareRunJSON) string {
-			v, ok := c.Hyperparameters[k]
-			if !ok {
-				return "-"
-			}
-			b, _ := json.Marshal(v)
-			return oneLine(string(b))
-		})
-	}
-	row("final train loss", func(c compareRunJSON) string {
-		if c.FinalTrainLoss == nil {
-			return "-"
-		}
-		s := fmtMetric(*c.FinalTrainLoss)
-		if c.FinalTrainStep != nil {
-			s += fmt.Sprintf(" @%d", *c.FinalTrainStep)
-		}
-		return s
-	})
-	row("eval", func(c compareRunJSON) string {
-		if c.EvalPassed == nil {
-			return "-"
-		}
-		return verdictWord(*c.EvalPassed)
-	})
-	metrics := map[string]bool{}
-	for _, c := range out.Runs {
-		for m := range c.EvalMetrics {
-			metrics[m] = true
-		}
-	}
-	names := make([]string, 0, len(metrics))
-	for m := range metrics {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	for _, m := range names {
-		row("eval "+oneLine(m), func(c compareRunJSON) string {
-			v, ok := c.EvalMetrics[m]
-			if !ok {
-				return "-"
-			}
-			s := fmtMetric(v)
-			for _, g := range c.Gates {
-				if g.Metric == m {
-					s += fmt.Sprintf(" %s(%s %s)", verdictWord(g.Passed), g.Op, fmtMetric(g.Threshold))
-				}
-			}
-			return s
-		})
-	}
-	row("GPU-hours", func(c compareRunJSON) string {
-		if c.GPUHours == nil {
-			return "-"
-		}
-		return fmtGPUHours(*c.GPUHours)
-	})
-	row("wall time", func(c compareRunJSON) string {
-		if c.WallSeconds == nil {
-			return "-"
-		}
-		return (time.Duration(*c.WallSeconds) * time.Second).String()
-	})
-	row("restarts", func(c compareRunJSON) string { return strconv.Itoa(c.Restarts) })
-	row("retries", func(c compareRunJSON) string { return strconv.Itoa(c.Retries) })
-	if len(out.Differing) == 0 {
-		fmt.Fprintln(tw, "hyperparameters\tthe same in every run")
-	}
-	return tw.Flush()
+// ingestRun reads what is new for one run (see metrics.Ingest).
+func ingestRun(ctx context.Context, e *env, st *store.Store, fsys slurm.FileSystem, r *store.Run) {
+	metrics.Ingest(ctx, e.log, st, fsys, r)
 }

@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"strconv"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slurmtune/slurmtune/jobs/sweep"
+	"github.com/slurmtune/slurmtune/jobs/metrics"
 	"github.com/slurmtune/slurmtune/store"
 )
 
@@ -64,74 +59,14 @@ func status(ctx context.Context, e *env, o statusOptions) error {
 		return err
 	}
 	gpu := gpuSummaries(ctx, e, st, runs, !o.noSync)
-	restarts := lastRestartReasons(ctx, st, runs)
-	metrics, err := statusMetricsOf(ctx, st, runs)
-	if err != nil {
-		return err
-	}
-	sweeps, err := sweep.Views(ctx, st, runs)
+	v, err := metrics.StatusOfRuns(ctx, st, runs, gpu)
 	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeStatusJSON(e.stdout, runs, gpu, restarts, metrics, sweeps)
+		return v.WriteJSON(e.stdout)
 	}
-	if err := writeStatusTable(e.stdout, runs, gpu, restarts, metrics); err != nil {
-		return err
-	}
-	return writeSweepTables(e.stdout, runs, sweeps, false)
-}
-
-// statusMetrics is what status shows of a run's metrics: its last train
-// loss and its eval report.
-type statusMetrics struct {
-	TrainLoss  *float64           `json:"train_loss"`
-	TrainStep  *int64             `json:"train_step"`
-	EvalPassed *bool              `json:"eval_passed"`
-	Eval       map[string]float64 `json:"eval"`
-	Gates      []store.GateRecord `json:"gates"`
-}
-
-func statusMetricsOf(ctx context.Context, st *store.Store, runs []*store.Run) (map[string]*statusMetrics, error) {
-	ids := make([]string, len(runs))
-	for i, r := range runs {
-		ids[i] = r.ID
-	}
-	last, err := st.LastMetricPoints(ctx, ids, "train", "loss")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*statusMetrics{}
-	for _, r := range runs {
-		m := &statusMetrics{Eval: map[string]float64{}, Gates: []store.GateRecord{}}
-		if p, ok := last[r.ID]; ok {
-			v := p.Value
-			m.TrainLoss, m.TrainStep = &v, p.Step
-		}
-		ev, err := st.EvalReport(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		if ev != nil {
-			m.EvalPassed, m.Eval, m.Gates = &ev.Passed, ev.Metrics, ev.Gates
-		}
-		out[r.ID] = m
-	}
-	return out, nil
-}
-
-func (m *statusMetrics) lossCell() string {
-	if m == nil || m.TrainLoss == nil {
-		return "-"
-	}
-	return fmtMetric(*m.TrainLoss)
-}
-
-func (m *statusMetrics) evalCell() string {
-	if m == nil || m.EvalPassed == nil {
-		return "-"
-	}
-	return verdictWord(*m.EvalPassed)
+	return v.WriteTable(e.stdout)
 }
 
 // syncQuietly refreshes from Slurm; when the cluster cannot be asked, status
@@ -142,129 +77,4 @@ func syncQuietly(ctx context.Context, e *env, st *store.Store) {
 	if _, err := cs.refresh(ctx); err != nil {
 		e.log.Warn("could not refresh from Slurm; showing the last known state", "err", err)
 	}
-}
-
-type stageJSON struct {
-	Name     string `json:"name"`
-	JobID    string `json:"job_id"`
-	State    string `json:"state"`
-	ExitCode *int   `json:"exit_code"`
-	Restarts int    `json:"restarts"`
-	Nodes    string `json:"nodes"`
-	Reason   string `json:"reason"`
-	// Error is the line a failed job's log said why with ("" otherwise).
-	Error   string `json:"error"`
-	Attempt int    `json:"attempt"`
-	Elapsed int64  `json:"elapsed_seconds"`
-	// LastRestartReason is why the stage's job last restarted (see
-	// lastRestartReasons); "" when it never did.
-	LastRestartReason string `json:"last_restart_reason"`
-	// GPU telemetry (see gpu.go): mean utilization over the stage's GPUs,
-	// "ok"/"unavailable"/"" telemetry, allocated GPUs and GPU-hours.
-	GPUUtilPct       *float64 `json:"gpu_util_pct"`
-	GPUTelemetry     string   `json:"gpu_telemetry"`
-	GPUUnderutilized bool     `json:"gpu_underutilized"`
-	GPUs             int      `json:"gpus"`
-	GPUHours         *float64 `json:"gpu_hours"`
-}
-
-type runJSON struct {
-	ID        string      `json:"id"`
-	Name      string      `json:"name"`
-	State     string      `json:"state"`
-	Transport string      `json:"transport"`
-	Cluster   string      `json:"cluster"`
-	RunDir    string      `json:"run_dir"`
-	Created   time.Time   `json:"created_at"`
-	Stages    []stageJSON `json:"stages"`
-	// GPUHours is allocated GPUs x elapsed over the run's jobs; the source
-	// is "sacct", "pipeline" or "sacct+pipeline".
-	GPUHours       *float64 `json:"gpu_hours"`
-	GPUHoursSource string   `json:"gpu_hours_source"`
-	// Metrics is the run's last train loss and its eval report.
-	Metrics *statusMetrics `json:"metrics"`
-	// Sweep is a sweep run's table (absent for other runs).
-	Sweep *sweep.View `json:"sweep,omitempty"`
-}
-
-func writeStatusJSON(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics,
-	sweeps map[string]*sweep.View) error {
-	out := struct {
-		Runs []runJSON `json:"runs"`
-	}{Runs: []runJSON{}}
-	for _, r := range runs {
-		rj := runJSON{ID: r.ID, Name: r.Name, State: r.State, Transport: r.Transport, Cluster: r.Cluster, RunDir: r.RunDir,
-			Created: r.CreatedAt.UTC(), Stages: []stageJSON{}, Metrics: metrics[r.ID], Sweep: sweeps[r.ID]}
-		g := gpu[r.ID]
-		if g != nil {
-			rj.GPUHours, rj.GPUHoursSource = g.hours, g.source
-		}
-		for _, s := range r.Stages {
-			sj := stageJSON{Name: s.Name, JobID: s.JobID, State: s.State, ExitCode: s.ExitCode,
-				Restarts: s.Restarts, Nodes: s.Nodes, Reason: s.Reason, Error: s.Error, Attempt: s.Attempt, Elapsed: int64(s.Elapsed / time.Second),
-				LastRestartReason: restarts[r.ID][s.Name]}
-			if sg := g.stageOf(s.Name); sg != nil {
-				sj.GPUUtilPct, sj.GPUTelemetry, sj.GPUUnderutilized, sj.GPUs, sj.GPUHours = sg.utilPct, sg.telemetry, sg.underutilized, sg.gpus, sg.hours
-			}
-			rj.Stages = append(rj.Stages, sj)
-		}
-		out.Runs = append(out.Runs, rj)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
-}
-
-func writeStatusTable(w io.Writer, runs []*store.Run, gpu map[string]*runGPU, restarts map[string]map[string]string, metrics map[string]*statusMetrics) error {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "RUN\tNAME\tSTATE\tGPU-H\tLOSS\tEVAL\tSTAGE\tJOB\tSLURM STATE\tEXIT\tRESTARTS\tELAPSED\tGPU UTIL\tNODES\tREASON")
-	for _, r := range runs {
-		for i, s := range r.Stages {
-			id, name, state, gpuH, loss, ev := r.ID, r.Name, r.State, statusGPUHours(gpu[r.ID]), metrics[r.ID].lossCell(), metrics[r.ID].evalCell()
-			if i > 0 {
-				id, name, state, gpuH, loss, ev = "", "", "", "", "", ""
-			}
-			exit := "-"
-			if s.ExitCode != nil {
-				exit = strconv.Itoa(*s.ExitCode)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, oneLine(name), state, gpuH, loss, ev, s.Name, dash(s.JobID), s.State, exit,
-				restartsCell(s.Restarts, restarts[r.ID][s.Name]), s.Elapsed, statusGPUUtil(gpu[r.ID].stageOf(s.Name)), dash(s.Nodes), dash(reasonCell(s)))
-		}
-		if len(r.Stages) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", r.ID, oneLine(r.Name), r.State, statusGPUHours(gpu[r.ID]),
-				metrics[r.ID].lossCell(), metrics[r.ID].evalCell())
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	return writeGPUFootnote(w, runs, gpu)
-}
-
-// reasonCell is Slurm's reason, and the log's error line of a failed job.
-func reasonCell(s store.Stage) string {
-	switch {
-	case s.Error == "":
-		return s.Reason
-	case s.Reason == "":
-		return oneLine(s.Error)
-	}
-	return s.Reason + ": " + oneLine(s.Error)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// oneLine keeps a user-chosen name from breaking the table.
-func oneLine(s string) string {
-	q := strconv.Quote(s)
-	if q[1:len(q)-1] == s {
-		return s
-	}
-	return q
 }

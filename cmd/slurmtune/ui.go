@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -50,7 +48,7 @@ func uiCommand() *cli.Command {
 }
 
 func serveUI(ctx context.Context, e *env, o uiOptions) error {
-	token, err := readToken(o.tokenFile)
+	token, err := ui.ReadTokenFile(o.tokenFile)
 	if err != nil {
 		return usageError{fmt.Errorf("ui: %w", err)}
 	}
@@ -71,7 +69,15 @@ func serveUI(ctx context.Context, e *env, o uiOptions) error {
 	if !o.noSync {
 		cs := newClusterSet(e, st)
 		defer cs.close()
-		opts.Live = func(ctx context.Context) (map[string]slurm.Job, error) { return liveJobStates(ctx, st, cs) }
+		opts.Live = func(ctx context.Context) (map[string]slurm.Job, error) {
+			return ui.LiveStates(ctx, st, func(ctx context.Context, config string, ids []string) ([]slurm.Job, error) {
+				cl, err := cs.get(ctx, config)
+				if err != nil {
+					return nil, err
+				}
+				return cl.client.Jobs(ctx, ids)
+			})
+		}
 	}
 	srv, err := ui.New(opts)
 	if err != nil {
@@ -83,58 +89,4 @@ func serveUI(ctx context.Context, e *env, o uiOptions) error {
 	}
 	fmt.Fprintf(e.stdout, "slurmtune ui: serving %s on http://%s/\n", e.dbPath, l.Addr())
 	return srv.Serve(ctx, l)
-}
-
-// readToken reads a token file: one non-empty line, not readable by others.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--token-file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n") {
-		return "", fmt.Errorf("--token-file %s: want one token of at least 16 characters on one line", path)
-	}
-	return tok, nil
-}
-
-// liveJobStates asks each cluster, read-only (squeue/sacct/slurmrestd
-// reads), about the jobs the database says are live; nothing is written.
-func liveJobStates(ctx context.Context, st *store.Store, cs *clusterSet) (map[string]slurm.Job, error) {
-	live, err := st.LiveJobs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byConfig := map[string][]string{}
-	for _, t := range live {
-		byConfig[t.ClusterConfig] = append(byConfig[t.ClusterConfig], t.JobID)
-	}
-	out := map[string]slurm.Job{}
-	var firstErr error
-	for _, cfg := range sortedKeys(byConfig) {
-		cl, err := cs.get(ctx, cfg)
-		if err == nil {
-			var jobs []slurm.Job
-			if jobs, err = cl.client.Jobs(ctx, dedupeIDs(byConfig[cfg])); err == nil {
-				for _, j := range jobs {
-					out[j.ID] = j
-				}
-				continue
-			}
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return out, firstErr
 }

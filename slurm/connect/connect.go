@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -229,4 +230,45 @@ func (cl *Cluster) SbatchAsIs(ctx context.Context, args []string, stdin io.Reade
 		return errors.New("sbatch: this transport cannot run sbatch as is (only the local one can)")
 	}
 	return c.SbatchAsIs(ctx, args, stdin, stdout, stderr)
+}
+
+// ListFiles lists the names of the regular files in dir on the cluster's
+// filesystem; none when dir does not exist.
+func (cl *Cluster) ListFiles(ctx context.Context, dir string) ([]string, error) {
+	var names []string
+	switch f := cl.FS.(type) {
+	case local.FS:
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, en := range entries {
+			if en.Type().IsRegular() {
+				names = append(names, en.Name())
+			}
+		}
+	case *sshx.Conn:
+		sc, err := f.SFTP()
+		if err != nil {
+			return nil, err
+		}
+		entries, err := sc.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) || os.IsNotExist(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, en := range entries {
+			if en.Mode().IsRegular() {
+				names = append(names, en.Name())
+			}
+		}
+	default:
+		return nil, fmt.Errorf("cannot list %s on a %T filesystem", dir, cl.FS)
+	}
+	return names, nil
 }

@@ -1,4 +1,8 @@
-package main
+// Package metrics owns runs' training curves and eval results: it reads
+// what the stages' payloads appended to their metrics files (the payload
+// contract, see the README) and the eval report into the store, and builds
+// what `metrics`, `compare` and `status` show of them.
+package metrics
 
 import (
 	"bytes"
@@ -7,14 +11,17 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/slurmtune/slurmtune/eval"
 	"github.com/slurmtune/slurmtune/jobs/sweep"
+	"github.com/slurmtune/slurmtune/nvml"
 	"github.com/slurmtune/slurmtune/slurm"
 	"github.com/slurmtune/slurmtune/store"
 	"github.com/slurmtune/slurmtune/templates"
@@ -38,7 +45,7 @@ import (
 const (
 	// metricsReadBudget is how much of a metrics file is read into one
 	// transaction; a longer backlog takes several.
-	metricsReadBudget = 4 << 20
+	metricsReadBudget = 1 << 20
 	// maxMetricName: longer keys are not metrics.
 	maxMetricName = 200
 )
@@ -66,9 +73,10 @@ type namedValue struct {
 // lineParser reads lines of the metrics contract with one reused
 // streaming decoder (a metrics file can have millions of lines).
 type lineParser struct {
-	r     bytes.Reader
-	dec   *jsontext.Decoder
-	names map[string]string // interned metric names
+	r      bytes.Reader
+	dec    *jsontext.Decoder
+	names  map[string]string // interned metric names
+	values []namedValue      // the last line's, reused
 }
 
 func newLineParser() *lineParser {
@@ -84,15 +92,16 @@ func newLineParser() *lineParser {
 func (p *lineParser) parse(b []byte) (l metricsLine, ok bool) {
 	p.r.Reset(b)
 	p.dec.Reset(&p.r)
+	l.values = p.values[:0]
+	defer func() { p.values = l.values[:0] }()
 	if t, err := p.dec.ReadToken(); err != nil || t.Kind() != '{' {
 		return l, false
 	}
 	for p.dec.PeekKind() != '}' {
-		nt, err := p.dec.ReadToken()
-		if err != nil {
+		name, ok := p.name()
+		if !ok {
 			return l, false
 		}
-		name := nt.String()
 		switch kind := p.dec.PeekKind(); {
 		case name == "slurmtune" && kind != '{':
 			return l, false // the key is slurmtune's own
@@ -145,13 +154,35 @@ func (p *lineParser) number(l *metricsLine, name string, f float64) {
 		if name == "" || len(name) > maxMetricName {
 			return
 		}
-		if in, ok := p.names[name]; ok {
-			name = in
-		} else if len(p.names) < 10000 {
-			p.names[name] = name
-		}
 		l.values = append(l.values, namedValue{name, f})
 	}
+}
+
+// name reads an object's name, interned: the names of a metrics file are
+// few and repeat on every line.
+func (p *lineParser) name() (string, bool) {
+	v, err := p.dec.ReadValue()
+	if err != nil || v.Kind() != '"' {
+		return "", false
+	}
+	raw := []byte(v)
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		u, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			return "", false
+		}
+		raw = u
+	} else {
+		raw = raw[1 : len(raw)-1]
+	}
+	if in, ok := p.names[string(raw)]; ok {
+		return in, true
+	}
+	name := string(raw)
+	if len(p.names) < 10000 && len(name) <= maxMetricName {
+		p.names[name] = name
+	}
+	return name, true
 }
 
 // marker reads the segment marker object.
@@ -193,21 +224,21 @@ func (p *lineParser) marker() (*segmentMarker, bool) {
 	return m, true
 }
 
-// ingestRun reads what is new for one run: its stages' metrics files, its
+// Ingest reads what is new for one run: its stages' metrics files, its
 // hyperparameters (once) and, after eval ended, its eval report. Errors are
 // logged; a run that cannot be read is shown as the database has it.
-func ingestRun(ctx context.Context, e *env, st *store.Store, fsys slurm.FileSystem, r *store.Run) {
+func Ingest(ctx context.Context, log *slog.Logger, st *store.Store, fsys slurm.FileSystem, r *store.Run) {
 	if err := ingestMetrics(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's metrics", "run", r.ID, "err", err)
+		log.Warn("could not read the run's metrics", "run", r.ID, "err", err)
 	}
 	if err := ingestParams(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's hyperparameters", "run", r.ID, "err", err)
+		log.Warn("could not read the run's hyperparameters", "run", r.ID, "err", err)
 	}
 	if err := ingestEvalReport(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
+		log.Warn("could not read the run's eval report", "run", r.ID, "err", err)
 	}
 	if err := sweep.Ingest(ctx, st, fsys, r); err != nil {
-		e.log.Warn("could not read the sweep's selection", "run", r.ID, "err", err)
+		log.Warn("could not read the sweep's selection", "run", r.ID, "err", err)
 	}
 }
 
@@ -248,31 +279,73 @@ func ingestMetrics(ctx context.Context, st *store.Store, fsys slurm.FileSystem, 
 	return nil
 }
 
+// ingestMetricsFile reads a metrics file from where it was last read, one
+// budget of lines a transaction. The next lines are read and parsed while
+// the last ones are being saved (a long backlog keeps both cores busy),
+// and the two point buffers are reused.
 func ingestMetricsFile(ctx context.Context, st *store.Store, fsys slurm.FileSystem, runID string, s store.Stage, from store.MetricFile, attempts map[string]int) error {
-	for {
-		to, points, done, err := readMetricsFile(ctx, fsys, s, from, attempts, time.Now())
-		if err != nil {
-			return err
+	type chunk struct {
+		to     store.MetricFile
+		points []store.MetricPoint
+		done   bool
+		err    error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	chunks, free := make(chan chunk), make(chan []store.MetricPoint, 2)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(chunks)
+		for at := from; ; {
+			var buf []store.MetricPoint
+			select {
+			case buf = <-free:
+			default:
+			}
+			to, points, done, err := readMetricsFile(ctx, fsys, s, at, attempts, time.Now(), buf)
+			select {
+			case chunks <- chunk{to, points, done, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || done || to.ReadTo == at.ReadTo {
+				return
+			}
+			at = to
 		}
-		to.Done = done && s.Terminal()
+	}()
+	for c := range chunks {
+		if c.err != nil {
+			return c.err
+		}
+		to := c.to
+		to.Done = c.done && s.Terminal()
 		if to.ReadTo == from.ReadTo && to.Done == from.Done {
 			return nil
 		}
-		saved, err := st.SaveMetricLines(ctx, runID, from, to, points)
-		if err != nil || !saved || done {
+		saved, err := st.SaveMetricLines(ctx, runID, from, to, c.points)
+		if err != nil || !saved || c.done {
 			return err // not saved: another slurmtune read these lines
+		}
+		select {
+		case free <- c.points[:0]:
+		default:
 		}
 		from = to
 	}
+	return nil
 }
 
 // readMetricsFile parses the lines of a metrics file after from.ReadTo into
-// points, following the segment markers; now stands for a line's missing
-// time.
-func readMetricsFile(ctx context.Context, fsys slurm.FileSystem, s store.Stage, from store.MetricFile, attempts map[string]int, now time.Time) (to store.MetricFile, points []store.MetricPoint, done bool, err error) {
-	to = from
+// points (appended to buf), following the segment markers; now stands for
+// a line's missing time.
+func readMetricsFile(ctx context.Context, fsys slurm.FileSystem, s store.Stage, from store.MetricFile, attempts map[string]int, now time.Time, buf []store.MetricPoint) (to store.MetricFile, points []store.MetricPoint, done bool, err error) {
+	to, points = from, buf[:0]
 	lp := newLineParser()
-	next, skipped, done, err := readNewLines(ctx, fsys, from.Path, from.ReadTo, metricsReadBudget, func(off int64, b []byte) {
+	next, skipped, done, err := nvml.ReadNewLines(ctx, fsys, from.Path, from.ReadTo, metricsReadBudget, func(off int64, b []byte) {
 		l, ok := lp.parse(b)
 		if !ok {
 			to.Bad++
@@ -363,23 +436,8 @@ func evalMetrics(m eval.Metrics) map[string]float64 {
 	return out
 }
 
-// ingestRuns reads what is new for each run on its cluster, one connection
-// per cluster configuration.
-func ingestRuns(ctx context.Context, e *env, st *store.Store, cs *clusterSet, runs []*store.Run) {
-	for _, r := range runs {
-		if !runHasJobs(r) {
-			continue
-		}
-		cl, err := cs.get(ctx, r.ClusterConfig)
-		if err != nil {
-			e.log.Warn("could not reach the cluster for metrics", "run", r.ID, "err", err)
-			continue
-		}
-		ingestRun(ctx, e, st, cl.fs, r)
-	}
-}
-
-func runHasJobs(r *store.Run) bool {
+// HasJobs reports whether any stage of the run was submitted.
+func HasJobs(r *store.Run) bool {
 	for _, s := range r.Stages {
 		if s.JobID != "" {
 			return true
@@ -388,5 +446,14 @@ func runHasJobs(r *store.Run) bool {
 	return false
 }
 
-// fmtMetric prints a metric value compactly.
-func fmtMetric(v float64) string { return strconv.FormatFloat(v, 'g', 5, 64) }
+// Fmt prints a metric value compactly.
+func Fmt(v float64) string { return strconv.FormatFloat(v, 'g', 5, 64) }
+
+func stageNamed(r *store.Run, name string) *store.Stage {
+	for i := range r.Stages {
+		if r.Stages[i].Name == name {
+			return &r.Stages[i]
+		}
+	}
+	return nil
+}

@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"context"
@@ -45,12 +45,12 @@ func TestReadMetricsFileSegments(t *testing.T) {
 	s := store.Stage{Name: "train", JobID: "41"}
 	attempts := map[string]int{"41": 1}
 	from := store.MetricFile{Path: path, Stage: "train"}
-	to, pts, done, err := readMetricsFile(context.Background(), local.FS{}, s, from, attempts, time.Unix(99, 0))
+	to, pts, done, err := readMetricsFile(context.Background(), local.FS{}, s, from, attempts, time.Unix(99, 0), nil)
 	if err != nil || !done || len(pts) != 1 || to.Bad != 1 || to.JobID != "41" || pts[0].Attempt != 1 || pts[0].Value != 3 {
 		t.Fatalf("first read: %+v %+v %v %v", to, pts, done, err)
 	}
 	write(`me":11,"loss":2}` + "\n" + `{"slurmtune":{"job":"41","restart":1,"time":2}}` + "\n" + `{"step":1,"loss":2.8}` + "\n")
-	to2, pts, _, err := readMetricsFile(context.Background(), local.FS{}, s, to, attempts, time.Unix(99, 0))
+	to2, pts, _, err := readMetricsFile(context.Background(), local.FS{}, s, to, attempts, time.Unix(99, 0), nil)
 	if err != nil || len(pts) != 2 {
 		t.Fatalf("second read: %+v %+v %v", to2, pts, err)
 	}
