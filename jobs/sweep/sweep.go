@@ -311,6 +311,12 @@ func Tasks(ctx context.Context, p *jobs.Pipeline, name string, opts jobs.LoadOpt
 	if err != nil {
 		return nil, err
 	}
+	if p.Cluster.Transport == "rest" {
+		// slurmrestd is not asked about one array task (ARRAY_K), so a
+		// sweep's tasks could be queued but not followed: refuse it before
+		// anything is queued.
+		return nil, jobs.Errors{{File: name, Pos: p.Pos["sweep"], Msg: "sweep: the rest transport cannot follow a job array's tasks yet; submit sweeps with cluster.transport local or ssh"}}
+	}
 	if cluster != nil {
 		max, err := cluster.MaxArraySize(ctx)
 		if errors.Is(err, slurm.ErrNotAvailable) {

@@ -331,3 +331,26 @@ func TestTasksChecksTheClustersMaxArraySize(t *testing.T) {
 		t.Errorf("no cluster: %d, %v", len(tasks), err)
 	}
 }
+
+// A sweep over REST is refused where the sweep is, before anything is
+// queued: slurmrestd is not asked about one array task, so its tasks could
+// not be followed.
+func TestTasksRefusesTheRESTTransport(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipeline.yaml")
+	b := src(t, "sweep:\n  grid: {train.hyperparameters.lr: [0.1, 0.2]}\n"+sel)
+	b = []byte(strings.NewReplacer("[data/*.jsonl]", "[/data/*.jsonl]").Replace(string(b)))
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := jobs.Load(file, jobs.LoadOptions{Sets: []string{"cluster.transport=rest", "cluster.rest.url=http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Tasks(context.Background(), p, "pipeline.yaml", jobs.LoadOptions{Sets: []string{"cluster.transport=rest", "cluster.rest.url=http://127.0.0.1:1"}}, sizer(10))
+	var perrs jobs.Errors
+	if !errors.As(err, &perrs) || len(perrs) != 1 || !strings.Contains(perrs[0].Error(), "rest transport cannot follow a job array") ||
+		perrs[0].Pos.Line == 0 {
+		t.Fatalf("want one positioned error for a REST sweep, got %v", err)
+	}
+}
