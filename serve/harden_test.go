@@ -133,8 +133,10 @@ func TestXRealIPReplaced(t *testing.T) {
 // dropped.
 func TestUnloggedPromptsCounted(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		io.WriteString(w, `{"choices":[]}`)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Errorf("backend read the request: %v", err)
+		}
+		_, _ = io.WriteString(w, `{"choices":[]}`) // the client checks the answer
 	}))
 	defer be.Close()
 	pl, err := OpenPromptLog(filepath.Join(t.TempDir(), "p.jsonl"), 0)
@@ -168,9 +170,11 @@ func TestUnloggedPromptsCounted(t *testing.T) {
 // request arrives, not how long the backend takes to answer.
 func TestBodyDeadlineSparesSlowAnswers(t *testing.T) {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Errorf("backend read the request: %v", err)
+		}
 		time.Sleep(700 * time.Millisecond)
-		io.WriteString(w, "slow but fine")
+		_, _ = io.WriteString(w, "slow but fine") // the client checks the answer
 	}))
 	defer be.Close()
 	r := NewRouter(Config{BodyGrace: 200 * time.Millisecond, BodyMinRate: 1 << 20})
@@ -227,7 +231,9 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if err := extra.SetReadDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("third connection: %v, want closed at once (EOF)", err)
 	}
@@ -238,8 +244,12 @@ func TestConnectionCap(t *testing.T) {
 			return false
 		}
 		defer c.Close()
-		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			return false // closed by the limit: try again
+		}
+		if err := c.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			return false
+		}
 		b, _ := io.ReadAll(c)
 		return strings.HasPrefix(string(b), "HTTP/1.1 200")
 	})

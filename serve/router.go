@@ -555,10 +555,7 @@ func (r *Router) bufferBody(w http.ResponseWriter, req *http.Request) (*buffered
 	// by Content-Length: clients that stall cannot spend it.
 	var data []byte
 	var reserved int64
-	for {
-		if int64(len(data)) > limit {
-			break // longer than the limit: stream it
-		}
+	for int64(len(data)) <= limit { // past the limit, the loop ends: stream it
 		if req.ContentLength > 0 && int64(len(data)) == req.ContentLength {
 			return &bufferedBody{data: data}, reserved, nil
 		}

@@ -24,8 +24,7 @@ func TestE2EChainTimeLimitCapped(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			sets := transportSets(t, transport)
 			t.Parallel()
-			tmp := t.TempDir()
-			os.Chmod(tmp, 0o755)
+			tmp := openTempDir(t)
 			db := filepath.Join(tmp, "st.db")
 			args := append([]string{"submit", quickPipeline(t), "--json", "--set", "workdir=" + filepath.Join(tmp, "runs"),
 				"--set", "name=cap-" + transport}, sets...)

@@ -120,8 +120,7 @@ func slurmtuneIn(t testing.TB, dir, db string, args ...string) result {
 func TestE2EJSONResults(t *testing.T) {
 	slurmtest.RequireCluster(t)
 	t.Parallel()
-	tmp := t.TempDir()
-	os.Chmod(tmp, 0o755)
+	tmp := openTempDir(t)
 	db := filepath.Join(tmp, "st.db")
 	r := slurmtune(t, db, "submit", quickPipeline(t), "--wait", "--interval", "1s", "--set", "workdir="+filepath.Join(tmp, "runs"), "--set", "name=json")
 	runID := strings.TrimSpace(r.stdout)
@@ -170,7 +169,9 @@ func TestE2EJSONResults(t *testing.T) {
 	}
 	scored := filepath.Join(tmp, "scored.csv")
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	os.WriteFile(scored, []byte(lines[0]+"\n"+lines[1]+"4\n"), 0o644)
+	if err := os.WriteFile(scored, []byte(lines[0]+"\n"+lines[1]+"4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var im struct {
 		Run    string  `json:"run"`
 		Scores int     `json:"scores"`

@@ -80,8 +80,10 @@ func TestGateStandalone(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	preds := filepath.Join(tmp, "p.jsonl")
-	os.WriteFile(preds, []byte(`{"prediction": "the cat sat on the mat", "references": ["the cat sat on the mat"]}`+"\n"+
-		`{"prediction": "a dog ran", "reference": "a dog ran in the park"}`+"\n"), 0o644)
+	if err := os.WriteFile(preds, []byte(`{"prediction": "the cat sat on the mat", "references": ["the cat sat on the mat"]}`+"\n"+
+		`{"prediction": "a dog ran", "reference": "a dog ran in the park"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	report := filepath.Join(tmp, "r.json")
 	db := filepath.Join(tmp, "st.db")
 	r := slurmtune(t, db, "gate", "--gate", "bleu>=40", "--gate", "rougeL>=0.5", "--predictions", preds, "-o", report)
@@ -176,9 +178,13 @@ func TestE2EReviewRoundTrip(t *testing.T) {
 	}
 	rows[1][4] = "4"
 	var sb strings.Builder
-	csv.NewWriter(&sb).WriteAll(rows)
+	if err := csv.NewWriter(&sb).WriteAll(rows); err != nil {
+		t.Fatal(err)
+	}
 	scored := filepath.Join(tmp, "scored.csv")
-	os.WriteFile(scored, []byte(sb.String()), 0o644)
+	if err := os.WriteFile(scored, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	imp := slurmtune(t, db, "review", "import", runID, scored)
 	if imp.code != 0 || !strings.Contains(imp.stdout, "mean 4.000") {
 		t.Fatalf("review import: exit %d: %s %s", imp.code, imp.stdout, imp.stderr)
@@ -190,8 +196,12 @@ func TestE2EReviewRoundTrip(t *testing.T) {
 	// Out-of-range scores are refused with the line.
 	rows[1][4] = "9"
 	sb.Reset()
-	csv.NewWriter(&sb).WriteAll(rows)
-	os.WriteFile(scored, []byte(sb.String()), 0o644)
+	if err := csv.NewWriter(&sb).WriteAll(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(scored, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if bad := slurmtune(t, db, "review", "import", runID, scored); bad.code != 2 || !strings.Contains(bad.stderr, "line 2") {
 		t.Errorf("out-of-range score: exit %d: %s", bad.code, bad.stderr)
 	}
@@ -204,7 +214,7 @@ func TestE2EReviewRoundTrip(t *testing.T) {
 		Metrics map[string]float64 `json:"metrics"`
 	}
 	b, _ := os.ReadFile(filepath.Join(run.RunDir, "eval", "eval_report.json"))
-	if json.Unmarshal(b, &rep); rep.Metrics["human_eval"] != 4 {
-		t.Errorf("eval report after the retry lacks human_eval 4: %s", b)
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Metrics["human_eval"] != 4 {
+		t.Errorf("eval report after the retry lacks human_eval 4 (%v): %s", err, b)
 	}
 }

@@ -121,7 +121,9 @@ func startTestRouter(t *testing.T, state string) *testRouter {
 	}
 	t.Cleanup(func() {
 		stop()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
 		logFile.Close()
 		accessFile.Close()
 	})
@@ -736,7 +738,7 @@ func TestDriftCommand(t *testing.T) {
 	if err := router.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer router.Process.Kill()
+	defer func() { _ = router.Process.Kill() }() // by pid: our own child; fails only once it has been waited for
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i, p := range texts[400:700] {
 		body, _ := json.Marshal(map[string]any{"model": "tiny", "prompt": p, "max_tokens": 4})

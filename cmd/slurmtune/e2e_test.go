@@ -41,6 +41,17 @@ func repoRoot(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// openTempDir is t.TempDir opened to other users (0o755, not 0o700), for
+// the tests that need the cluster's side to read it.
+func openTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 type result struct {
 	stdout, stderr string
 	code           int
@@ -321,7 +332,7 @@ func TestE2EInvalidFileSubmitsNothing(t *testing.T) {
 	}
 	text := strings.Replace(string(src), "name: tiny", "name: "+name, 1)
 	text = strings.Replace(text, "  nodes: 2", "  nodes: -2", 1)
-	text = strings.Replace(text, "../../scripts/payloads/tiny_lm.py", filepath.Join(repoRoot(t), "scripts", "payloads", "tiny_lm.py"), -1)
+	text = strings.ReplaceAll(text, "../../scripts/payloads/tiny_lm.py", filepath.Join(repoRoot(t), "scripts", "payloads", "tiny_lm.py"))
 	text = strings.Replace(text, "inputs: [data/*.jsonl]", "inputs: ["+filepath.Join(repoRoot(t), "examples/tiny/data")+"/*.jsonl]", 1)
 	if err := os.WriteFile(bad, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -149,7 +149,9 @@ func runDirSecrets(t *testing.T, transport string, sets []string) {
 	if err := os.WriteFile(control, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(control, 0o644)
+	if err := os.Chmod(control, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := asNobody(control); err != nil {
 		t.Fatalf("nobody cannot read even a world-readable file (%v): the check proves nothing", err)
 	}
@@ -174,7 +176,7 @@ func runDirSecrets(t *testing.T, transport string, sets []string) {
 	}
 	// ... and is in no file under the run directory, nor in the database.
 	for _, root := range dirs {
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
@@ -187,7 +189,9 @@ func runDirSecrets(t *testing.T, transport string, sets []string) {
 				t.Errorf("a secret value is in %s", p)
 			}
 			return nil
-		})
+		}); err != nil {
+			t.Errorf("look for secrets under %s: %v", root, err)
+		}
 	}
 	dbData, err := os.ReadFile(db)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,8 +42,7 @@ func TestE2ENotifications(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	tmp := t.TempDir()
-	os.Chmod(tmp, 0o755)
+	tmp := openTempDir(t)
 	db := filepath.Join(tmp, "st.db")
 	submit := func(name string, extra ...string) string {
 		args := append([]string{"submit", quickPipeline(t), "--set", "workdir=" + filepath.Join(tmp, "runs"), "--set", "name=" + name,

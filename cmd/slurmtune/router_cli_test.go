@@ -39,7 +39,7 @@ func TestRouterCommand(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() { _ = cmd.Process.Kill() }() // by pid: our own child; fails only once it has been waited for
 	var body []byte
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -70,7 +70,9 @@ func TestRouterCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM the router: %v", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

@@ -40,7 +40,7 @@ func TestRouterStalledClientsAndHangingBackend(t *testing.T) {
 	defer stop()
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
-			io.WriteString(w, "ok")
+			_, _ = io.WriteString(w, "ok") // the router's health check judges the answer
 			return
 		}
 		select { // never answers
@@ -51,9 +51,9 @@ func TestRouterStalledClientsAndHangingBackend(t *testing.T) {
 	defer hang.Close()
 	defer stop()
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body) // what it was sent does not matter here
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"choices":[{"text":"fine"}],"backend":"good"}`)
+		_, _ = io.WriteString(w, `{"choices":[{"text":"fine"}],"backend":"good"}`) // the client checks the answer
 	}))
 	defer good.Close()
 
@@ -72,7 +72,7 @@ func TestRouterStalledClientsAndHangingBackend(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() { _ = cmd.Process.Kill() }() // by pid: our own child; fails only once it has been waited for
 	base := "http://" + addr
 	client := &http.Client{Timeout: 20 * time.Second}
 	deadline := time.Now().Add(10 * time.Second)
@@ -118,7 +118,10 @@ func TestRouterStalledClientsAndHangingBackend(t *testing.T) {
 					}
 				}
 			}()
-			c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			if err := c.SetReadDeadline(time.Now().Add(15 * time.Second)); err != nil {
+				cuts <- cut{err: err} // the trickle ends with c.Close
+				return
+			}
 			_, rerr := io.Copy(io.Discard, c) // until the router hangs up
 			if ne, ok := rerr.(net.Error); ok && ne.Timeout() {
 				cuts <- cut{err: fmt.Errorf("still open after %s", time.Since(start).Round(time.Millisecond))}
@@ -209,7 +212,9 @@ func TestRouterStalledClientsAndHangingBackend(t *testing.T) {
 		t.Errorf("router peak RSS %d bytes, over its %d MiB limit", hwm, memLimitMiB)
 	}
 	// Stopped, the router has written its prompt log out.
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM the router: %v", err)
+	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
 	stop()

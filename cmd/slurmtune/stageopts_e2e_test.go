@@ -74,7 +74,7 @@ func TestE2EStageOptions(t *testing.T) {
 	}
 
 	file := filepath.Join(tmp, "p.yaml")
-	os.WriteFile(file, []byte(`name: opts
+	if err := os.WriteFile(file, []byte(`name: opts
 workdir: `+filepath.Join(tmp, "runs")+`
 data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl]}
 train:
@@ -85,7 +85,9 @@ eval:
   python: /bin/sh
   script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh
   sbatch_args: [--no-such-option]
-`), 0o644)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := slurmtune(t, db, "validate", file)
 	want := file + ":7:17: train.sbatch_args[0]: --dependency is not for sbatch_args: slurmtune chains the stages\n" +
 		file + `:11:17: eval.sbatch_args[0]: "--no-such-option" is not an sbatch option` + "\n"
@@ -93,7 +95,7 @@ eval:
 		t.Errorf("owned and unknown options: exit %d:\n%s\nwant:\n%s", r.code, r.stderr, want)
 	}
 
-	os.WriteFile(file, []byte(`name: opts
+	if err := os.WriteFile(file, []byte(`name: opts
 data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl]}
 train:
   gpus_per_node: h100:2
@@ -103,7 +105,9 @@ train:
   python: /bin/sh
   script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_train.sh
 eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh}
-`), 0o644)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r = slurmtune(t, db, "validate", file, "--cluster")
 	for _, want := range []string{
 		file + `:4:18: train.gpus_per_node: the cluster has no GPUs of type "h100" (it has: a100)`,

@@ -126,8 +126,7 @@ func TestE2ETransports(t *testing.T) {
 		t.Run(transport+"/run", func(t *testing.T) {
 			sets := append(transportSets(t, transport), "--set", "train.nodes=2", "--set", "train.tasks_per_node=2")
 			t.Parallel()
-			tmp := t.TempDir()
-			os.Chmod(tmp, 0o755)
+			tmp := openTempDir(t)
 			db := filepath.Join(tmp, "st.db")
 			workdir := filepath.Join(tmp, "runs")
 			args := append([]string{"submit", quickPipeline(t), "--wait", "--interval", "1s",
@@ -183,8 +182,7 @@ func TestE2ETransports(t *testing.T) {
 			t.Run(transport+"/tiny", func(t *testing.T) {
 				sets := transportSets(t, transport)
 				t.Parallel()
-				tmp := t.TempDir()
-				os.Chmod(tmp, 0o755)
+				tmp := openTempDir(t)
 				db := filepath.Join(tmp, "st.db")
 				r := slurmtune(t, db, append([]string{"submit", tinyPipeline(t), "--wait", "--interval", "2s",
 					"--set", "workdir=" + filepath.Join(tmp, "runs"), "--set", "name=tr-tiny-" + transport}, sets...)...)
@@ -208,8 +206,7 @@ func TestE2ETransports(t *testing.T) {
 		t.Run(transport+"/cancel", func(t *testing.T) {
 			sets := transportSets(t, transport)
 			t.Parallel()
-			tmp := t.TempDir()
-			os.Chmod(tmp, 0o755)
+			tmp := openTempDir(t)
 			db := filepath.Join(tmp, "st.db")
 			workdir := filepath.Join(tmp, "runs")
 			sleeper := filepath.Join(tmp, "sleep_train.sh")
@@ -345,8 +342,12 @@ func TestE2ERESTExpiredToken(t *testing.T) {
 	// When a new token cannot be minted (no working scontrol here), the
 	// expired one gives the token message, on one line, without the token.
 	stub := filepath.Join(tmp, "stub")
-	os.MkdirAll(stub, 0o755)
-	os.WriteFile(filepath.Join(stub, "scontrol"), []byte("#!/bin/sh\necho 'scontrol: error: no controller here' >&2\nexit 1\n"), 0o755)
+	if err := os.MkdirAll(stub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stub, "scontrol"), []byte("#!/bin/sh\necho 'scontrol: error: no controller here' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r := submit("PATH=" + stub + ":" + os.Getenv("PATH"))
 	if r.code != 1 {
 		t.Errorf("exit %d, want 1\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
@@ -405,6 +406,13 @@ func newDropProxy(t *testing.T, target string, hold time.Duration, armed func() 
 
 func (p *dropProxy) port() string { return strconv.Itoa(p.ln.Addr().(*net.TCPAddr).Port) }
 
+// proxyCopy copies src to dst, then half-closes dst. Either side closing ends
+// the copy: the client sees a broken stream itself.
+func proxyCopy(dst, src net.Conn) {
+	_, _ = io.Copy(dst, src)
+	_ = dst.(*net.TCPConn).CloseWrite()
+}
+
 func (p *dropProxy) serve() {
 	for {
 		c, err := p.ln.Accept()
@@ -420,9 +428,9 @@ func (p *dropProxy) serve() {
 		p.conns++
 		first := p.conns == 1
 		p.mu.Unlock()
-		go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+		go proxyCopy(s, c)
 		if !first {
-			go func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite() }()
+			go proxyCopy(c, s)
 			continue
 		}
 		go p.dropping(c, s)
@@ -540,8 +548,7 @@ func (p *dropProxy) dropping(c, s net.Conn) {
 func TestE2ESSHDroppedSubmitNotDuplicated(t *testing.T) {
 	d := needSSH(t)
 	t.Parallel()
-	tmp := t.TempDir()
-	os.Chmod(tmp, 0o755)
+	tmp := openTempDir(t)
 	db := filepath.Join(tmp, "st.db")
 	workdir := filepath.Join(tmp, "runs")
 	// Arm when the run directory is complete: the next command is sbatch.
@@ -592,9 +599,7 @@ func TestE2ESSHDroppedSubmitNotDuplicated(t *testing.T) {
 		for _, v := range slurmJobsTagged(t, runID+":") {
 			ids = append(ids, v...)
 		}
-		if len(ids) > 0 {
-			exec.Command("scancel", ids...).Run()
-		}
+		cancelJobs(t, ids)
 	})
 	prepTag := "slurmtune:" + runID + ":prep"
 	if len(tagged[prepTag]) != 1 {
@@ -638,8 +643,7 @@ func TestE2EUploadedBinary(t *testing.T) {
 
 	t.Run("upload", func(t *testing.T) {
 		t.Parallel()
-		tmp := t.TempDir()
-		os.Chmod(tmp, 0o755)
+		tmp := openTempDir(t)
 		db := filepath.Join(tmp, "st.db")
 		workdir := filepath.Join(tmp, "runs")
 		args := append([]string{"submit", quickPipeline(t), "--wait", "--interval", "1s",
@@ -705,12 +709,14 @@ func TestE2EMissingFiles(t *testing.T) {
 	tmp := t.TempDir()
 	name := fmt.Sprintf("tr-files%d", time.Now().UnixNano()%1e6)
 	file := filepath.Join(tmp, "p.yaml")
-	os.WriteFile(file, []byte("name: "+name+`
+	if err := os.WriteFile(file, []byte("name: "+name+`
 workdir: `+filepath.Join(tmp, "runs")+`
 data: {inputs: [`+repoRoot(t)+`/examples/tiny/data/*.jsonl, `+tmp+`/none/*.jsonl]}
 train: {nodes: 1, python: /bin/sh, script: `+tmp+`/train.sh}
 eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eval.sh, gates: {perplexity: {max: 100}}}
-`), 0o644)
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{
 		file + ":3:" + strconv.Itoa(len("data: {inputs: [")+len(repoRoot(t)+"/examples/tiny/data/*.jsonl, ")+1) + ": data.inputs[1]: " + tmp + "/none/*.jsonl matches no file on " + d.host,
 		file + ":4:44: train.script: " + tmp + "/train.sh does not exist on " + d.host,
@@ -726,9 +732,15 @@ eval: {python: /bin/sh, script: `+repoRoot(t)+`/cmd/slurmtune/testdata/quick_eva
 		t.Errorf("jobs were queued: %v", tags)
 	}
 	// Once the file is there, the same pipeline validates.
-	os.WriteFile(filepath.Join(tmp, "train.sh"), []byte("#!/bin/sh\n"), 0o755)
-	os.MkdirAll(filepath.Join(tmp, "none"), 0o755)
-	os.WriteFile(filepath.Join(tmp, "none", "x.jsonl"), []byte("{\"text\": \"x\"}\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(tmp, "train.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "none"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "none", "x.jsonl"), []byte("{\"text\": \"x\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if r := slurmtune(t, db, append([]string{"validate", file, "--cluster"}, d.sets()...)...); r.code != 0 {
 		t.Errorf("validate --cluster with the files there: exit %d: %s", r.code, r.stderr)
 	}
@@ -742,11 +754,12 @@ func TestE2EStageErrorLine(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			sets := transportSets(t, transport)
 			t.Parallel()
-			tmp := t.TempDir()
-			os.Chmod(tmp, 0o755)
+			tmp := openTempDir(t)
 			db := filepath.Join(tmp, "st.db")
 			failing := filepath.Join(tmp, "fail_train.sh")
-			os.WriteFile(failing, []byte("#!/bin/sh\necho 'step 1 loss 2.0'\necho 'fail_train: error: the data has 0 examples' >&2\nexit 3\n"), 0o755)
+			if err := os.WriteFile(failing, []byte("#!/bin/sh\necho 'step 1 loss 2.0'\necho 'fail_train: error: the data has 0 examples' >&2\nexit 3\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			args := append([]string{"submit", quickPipeline(t), "--wait", "--interval", "1s", "--set", "workdir=" + filepath.Join(tmp, "runs"),
 				"--set", "name=tr-err-" + transport, "--set", "train.script=" + failing}, sets...)
 			r := slurmtune(t, db, args...)

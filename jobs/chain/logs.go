@@ -65,7 +65,9 @@ func CopyLog(ctx context.Context, fsys slurm.FileSystem, path string, w io.Write
 			// One last read for what was written before the end.
 			b, err := fsys.ReadAt(ctx, path, off, logChunk)
 			for err == nil && len(b) > 0 {
-				w.Write(b)
+				if _, err := w.Write(b); err != nil {
+					return err
+				}
 				off += int64(len(b))
 				b, err = fsys.ReadAt(ctx, path, off, logChunk)
 			}

@@ -216,7 +216,12 @@ func (c *Controller) Admit(ctx context.Context, cand Member, strategy string, ca
 	}
 	c.drainAndCancel(ctx, version, removed)
 	if first {
-		c.waitHealthy(ctx, version, cand.Backend)
+		// The first model is the stable one already, with nothing to roll
+		// back to: a router that does not see it healthy is worth a warning,
+		// not a failed deploy.
+		if err := c.waitHealthy(ctx, version, cand.Backend); err != nil {
+			c.log().Warn("the router does not see the first model healthy yet", "backend", cand.Backend, "err", err)
+		}
 		return ActionDeploy, nil
 	}
 	if err := c.waitHealthy(ctx, version, cand.Backend); errors.Is(err, ErrRemovedByHand) {

@@ -579,7 +579,9 @@ func TestAdminRouter(t *testing.T) {
 	}()
 	defer func() {
 		stop()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
 	}()
 	m := newFakeModel(t, "m", 0)
 	ar := AdminRouter{URL: "http://" + ln.Addr().String(), Token: "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS"}

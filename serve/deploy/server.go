@@ -125,7 +125,7 @@ func RunServer(ctx context.Context, o ServerOptions) error {
 	select {
 	case err := <-exited:
 		cancel()
-		<-healthy
+		log.Debug("health wait ended by the exit", "err", <-healthy)
 		return fmt.Errorf("serve: model server exited before it was healthy: %v", exitText(err))
 	case err := <-healthy:
 		cancel()

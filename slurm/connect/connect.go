@@ -80,12 +80,12 @@ func Open(ctx context.Context, c jobs.Cluster) (*Cluster, error) {
 		rc, err := rest.New(rest.Config{URL: url, User: c.REST.User, TokenFile: c.REST.TokenFile,
 			TokenSource: func(ctx context.Context) (string, error) { return cmds.Token(ctx, time.Hour) }})
 		if err != nil {
-			cl.close()
+			_ = cl.close() // the connection only just opened: err is what went wrong
 			return nil, err
 		}
 		cl.Client, cl.Inspector, cl.Name = rc, restInspector{rc, cmds}, url
 	default:
-		cl.close()
+		_ = cl.close() // the connection only just opened: the transport name is what went wrong
 		return nil, fmt.Errorf("unknown cluster.transport %q", c.Transport)
 	}
 	return cl, nil

@@ -529,7 +529,9 @@ func TestTokenFile(t *testing.T) {
 	if strings.Contains(err.Error(), tok) {
 		t.Error("token in error message")
 	}
-	os.Chmod(p, 0o600)
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f := newFakeRestd(t, V0041)
 	var seen atomic.Value
 	f.override = func(r *http.Request, _ []byte) (int, []byte) {

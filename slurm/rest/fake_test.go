@@ -86,7 +86,7 @@ func (f *fakeRestd) serve(w http.ResponseWriter, r *http.Request) {
 		if status, out := override(r, body); status > 0 {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
-			w.Write(out)
+			_, _ = w.Write(out) // a client that hung up sees that itself
 			return
 		}
 	}
@@ -114,7 +114,7 @@ func (f *fakeRestd) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(out)
+	_, _ = w.Write(out) // a client that hung up sees that itself
 }
 
 // lastUpdate is last_update in the v0.0.40+ listing fixtures.

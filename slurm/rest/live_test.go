@@ -41,7 +41,9 @@ func liveDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(d, 0o777)
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
 }
@@ -82,7 +84,9 @@ func TestLiveSubmitDependencyCancel(t *testing.T) {
 	defer func() {
 		// Whatever happened, leave nothing queued.
 		if len(submitted) > 0 {
-			c.Cancel(context.Background(), submitted)
+			if err := c.Cancel(context.Background(), submitted); err != nil {
+				t.Errorf("cancel %v: %v", submitted, err)
+			}
 		}
 	}()
 
@@ -253,7 +257,11 @@ func TestLiveStageOptionsReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Cancel(context.Background(), []string{id})
+	defer func() {
+		if err := c.Cancel(context.Background(), []string{id}); err != nil {
+			t.Errorf("cancel %s: %v", id, err)
+		}
+	}()
 	for key, want := range map[string]string{"TresPerNode": "gres:gpu:a100:1", "Features": "ib", "Reservation": "st-dev",
 		"OverSubscribe": "NO", "MailType": "END,FAIL", "MailUser": "root", "Partition": "debug", "Account": "slurmtune", "QOS": "normal"} {
 		if got := slurmtest.JobField(t, id, key); got != want {

@@ -35,7 +35,7 @@ func TestRedirectNeverCarriesToken(t *testing.T) {
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"errors":[],"pings":[{"hostname":"x","ping":"UP"}],"jobs":[]}`))
+		_, _ = w.Write([]byte(`{"errors":[],"pings":[{"hostname":"x","ping":"UP"}],"jobs":[]}`))
 	}))
 	defer other.Close()
 	// "localhost" against the first server's 127.0.0.1: another host by name.

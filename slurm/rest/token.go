@@ -125,18 +125,21 @@ func (ts *tokens) get(ctx context.Context, fresh bool) (token, error) {
 			return ts.cur, nil
 		}
 	}
+	// A forced refresh skips the static token or file when there is a
+	// source to ask.
+	refresh := fresh && ts.source != nil
 	var staticErr error
 	switch {
 	case ts.static != "":
 		t, err := parseToken(ts.static)
-		if err == nil && !t.expiresWithin(now, 0) && !(fresh && ts.source != nil) {
+		if err == nil && !t.expiresWithin(now, 0) && !refresh {
 			ts.cur, ts.have = t, true
 			return t, nil
 		}
 		staticErr = tokenProblem(ts.staticFrom, t, err, now)
 	case ts.file != "":
 		t, mtime, err := readTokenFile(ts.file)
-		if err == nil && !t.expiresWithin(now, 0) && !(fresh && ts.source != nil) {
+		if err == nil && !t.expiresWithin(now, 0) && !refresh {
 			ts.cur, ts.have, ts.fromFile = t, true, mtime
 			return t, nil
 		}

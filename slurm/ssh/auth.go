@@ -299,7 +299,9 @@ func ttyPrompt(file string) ([]byte, error) {
 		return nil, errNoTerminal
 	}
 	defer func() {
-		unix.IoctlSetTermios(fd, unix.TCSETS, old)
+		if err := unix.IoctlSetTermios(fd, unix.TCSETS, old); err != nil {
+			fmt.Fprintf(tty, "\nslurmtune: could not turn the terminal's echo back on (run `stty sane`): %v", err)
+		}
 		fmt.Fprintln(tty)
 	}()
 	var line bytes.Buffer

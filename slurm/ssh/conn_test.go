@@ -170,7 +170,9 @@ func TestManySessionsOneConnection(t *testing.T) {
 	e := needEnv(t)
 	p := newProxy(t, e.target.port)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	e.writeKnownHosts(kh, p.port())
+	if err := e.writeKnownHosts(kh, p.port()); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.config()
 	cfg.Port, cfg.KnownHosts = p.port(), kh
 	c := e.dial(t, cfg)
@@ -210,7 +212,10 @@ func TestManySessionsOneConnection(t *testing.T) {
 func TestHostKeyUnknown(t *testing.T) {
 	e := needEnv(t)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	e.writeKnownHosts(kh, e.bastion.port) // only the other server
+	// Only the other server's key.
+	if err := e.writeKnownHosts(kh, e.bastion.port); err != nil {
+		t.Fatal(err)
+	}
 	for _, file := range []string{kh, filepath.Join(t.TempDir(), "missing_known_hosts")} {
 		cfg := e.config()
 		cfg.KnownHosts = file
@@ -239,7 +244,9 @@ func TestHostKeyChanged(t *testing.T) {
 	e := needEnv(t)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", e.target.port, gossh.MarshalAuthorizedKey(otherHostKey(t)))
-	os.WriteFile(kh, []byte(line), 0o600)
+	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.config()
 	cfg.KnownHosts = kh
 	_, err := Dial(context.Background(), cfg)
@@ -259,7 +266,9 @@ func TestHostKeyChanged(t *testing.T) {
 	// Hashed known_hosts entries work like plain ones.
 	hashed := filepath.Join(t.TempDir(), "known_hosts")
 	host := knownhosts.Normalize(fmt.Sprintf("127.0.0.1:%d", e.target.port))
-	os.WriteFile(hashed, []byte(knownhosts.HashHostname(host)+" "+string(gossh.MarshalAuthorizedKey(e.target.hostKey))), 0o600)
+	if err := os.WriteFile(hashed, []byte(knownhosts.HashHostname(host)+" "+string(gossh.MarshalAuthorizedKey(e.target.hostKey))), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg.KnownHosts = hashed
 	c := e.dial(t, cfg)
 	run(t, c, cmdline.Command{Argv: []string{"true"}})
@@ -314,7 +323,12 @@ func serveAgent(t testing.TB, kr agent.Agent) string {
 			if err != nil {
 				return
 			}
-			go func() { agent.ServeAgent(kr, c); c.Close() }()
+			go func() {
+				// ServeAgent ends with the client's connection (io.EOF):
+				// the client reports any problem of its own.
+				_ = agent.ServeAgent(kr, c)
+				c.Close()
+			}()
 		}
 	}()
 	return sock
@@ -368,7 +382,9 @@ func TestEncryptedKey(t *testing.T) {
 	pem, _ := os.ReadFile(e.plainKey)
 	raw, _ := gossh.ParseRawPrivateKey(pem)
 	kr := agent.NewKeyring()
-	kr.Add(agent.AddedKey{PrivateKey: raw})
+	if err := kr.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
+		t.Fatal(err)
+	}
 	cfg.AgentSocket = serveAgent(t, kr)
 	asked = nil
 	cfg.PassphrasePrompt = func(file string) ([]byte, error) {
@@ -400,7 +416,9 @@ func TestSSHConfigAlias(t *testing.T) {
 	e := needEnv(t)
 	// The key sits in the scratch home so ~ expansion is exercised.
 	keyData, _ := os.ReadFile(e.plainKey)
-	os.WriteFile(filepath.Join(e.home, ".ssh", "cluster_key"), keyData, 0o600)
+	if err := os.WriteFile(filepath.Join(e.home, ".ssh", "cluster_key"), keyData, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf(`# test config
 Host other
     HostName 192.0.2.1
@@ -418,7 +436,9 @@ Host *
     ServerAliveInterval 15
 `, e.target.port, e.user, e.knownHosts)
 	path := filepath.Join(t.TempDir(), "config")
-	os.WriteFile(path, []byte(conf), 0o600)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := e.dial(t, Config{Host: "cluster", ConfigFile: path, AgentSocket: "none"})
 	out := run(t, c, cmdline.Command{Argv: []string{"echo", "via alias"}})
 	if string(out) != "via alias\n" {
@@ -439,7 +459,9 @@ func TestProxyJump(t *testing.T) {
 	tp := newProxy(t, e.target.port)
 	bp := newProxy(t, e.bastion.port)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	writeKnownHosts(kh, map[int]gossh.PublicKey{tp.port(): e.target.hostKey, bp.port(): e.bastion.hostKey})
+	if err := writeKnownHosts(kh, map[int]gossh.PublicKey{tp.port(): e.target.hostKey, bp.port(): e.bastion.hostKey}); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.config()
 	cfg.Port, cfg.KnownHosts = tp.port(), kh
 	cfg.ProxyJump = fmt.Sprintf("%s@127.0.0.1:%d", e.user, bp.port())
@@ -468,7 +490,9 @@ Host *
     UserKnownHostsFile %s
 `, tp.port(), bp.port(), e.user, e.plainKey, kh)
 	path := filepath.Join(t.TempDir(), "config")
-	os.WriteFile(path, []byte(conf), 0o600)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c2 := e.dial(t, Config{Host: "cluster", ConfigFile: path, AgentSocket: "none"})
 	run(t, c2, cmdline.Command{Argv: []string{"true"}})
 	if b, t2 := bp.accepted.Load(), tp.accepted.Load(); b != 2 || t2 != 2 {
@@ -476,7 +500,9 @@ Host *
 	}
 
 	// Two hops: the bastion, then the bastion again (reached from itself).
-	writeKnownHosts(kh, map[int]gossh.PublicKey{tp.port(): e.target.hostKey, bp.port(): e.bastion.hostKey, e.bastion.port: e.bastion.hostKey})
+	if err := writeKnownHosts(kh, map[int]gossh.PublicKey{tp.port(): e.target.hostKey, bp.port(): e.bastion.hostKey, e.bastion.port: e.bastion.hostKey}); err != nil {
+		t.Fatal(err)
+	}
 	cfg3 := cfg
 	cfg3.ProxyJump = fmt.Sprintf("%s@127.0.0.1:%d,127.0.0.1:%d", e.user, bp.port(), e.bastion.port)
 	c3 := e.dial(t, cfg3)
@@ -486,7 +512,9 @@ Host *
 	}
 
 	// The target's unknown key behind the bastion is refused, naming it.
-	writeKnownHosts(kh, map[int]gossh.PublicKey{bp.port(): e.bastion.hostKey})
+	if err := writeKnownHosts(kh, map[int]gossh.PublicKey{bp.port(): e.bastion.hostKey}); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Dial(context.Background(), cfg)
 	var he *HostKeyError
 	if !errors.As(err, &he) || he.Port != tp.port() || he.Via == "" {
@@ -566,7 +594,9 @@ func TestSbatchConnectionDropped(t *testing.T) {
 	e := needEnv(t)
 	p := newProxy(t, e.target.port)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	e.writeKnownHosts(kh, p.port())
+	if err := e.writeKnownHosts(kh, p.port()); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.config()
 	cfg.Port, cfg.KnownHosts = p.port(), kh
 	c := e.dial(t, cfg)
@@ -649,7 +679,9 @@ func TestKeepAlive(t *testing.T) {
 	e := needEnv(t)
 	p := newProxy(t, e.target.port)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	e.writeKnownHosts(kh, p.port())
+	if err := e.writeKnownHosts(kh, p.port()); err != nil {
+		t.Fatal(err)
+	}
 	cfg := e.config()
 	cfg.Port, cfg.KnownHosts = p.port(), kh
 	cfg.KeepAlive = 100 * time.Millisecond
@@ -715,7 +747,9 @@ func TestDevSSHD(t *testing.T) {
 		t.Skip("SLURMTUNE_SSH_HOST not set (eval \"$(scripts/dev-sshd.sh env)\")")
 	}
 	var port int
-	fmt.Sscan(os.Getenv("SLURMTUNE_SSH_PORT"), &port)
+	if _, err := fmt.Sscan(os.Getenv("SLURMTUNE_SSH_PORT"), &port); err != nil {
+		t.Fatalf("SLURMTUNE_SSH_PORT=%q: %v", os.Getenv("SLURMTUNE_SSH_PORT"), err)
+	}
 	c := env.dial(t, Config{
 		Host: host, Port: port, User: os.Getenv("SLURMTUNE_SSH_USER"),
 		IdentityFile: os.Getenv("SLURMTUNE_SSH_KEY"), KnownHosts: os.Getenv("SLURMTUNE_SSH_KNOWN_HOSTS"),

@@ -69,7 +69,9 @@ func (c *Conn) Run(ctx context.Context, cmd cmdline.Command) ([]byte, error) {
 	}
 	submit := path.Base(name) == "sbatch"
 	done := make(chan error, 1)
+	ended := make(chan struct{}) // closed once the session is over
 	go func() {
+		defer close(ended)
 		err := sess.Start(line)
 		if err == nil {
 			err = sess.Wait()
@@ -82,11 +84,11 @@ func (c *Conn) Run(ctx context.Context, cmd cmdline.Command) ([]byte, error) {
 	case <-ctx.Done():
 		// Ask the command to stop (sshd may not deliver signals) and give up
 		// on it; its session holds a slot until the server ends it.
-		sess.Signal(gossh.SIGTERM)
+		_ = sess.Signal(gossh.SIGTERM) // best effort, as said
 		sess.Close()
 		release = false
 		go func() {
-			<-done
+			<-ended // no one waits for the command's result any more, only for its slot
 			<-c.sem
 		}()
 		if submit {

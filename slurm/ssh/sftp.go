@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -36,7 +37,9 @@ func (c *Conn) SFTP() (*sftp.Client, error) {
 	}
 	c.sftp = cl
 	go func() {
-		cl.Wait()
+		// Whatever ended the client, the next call opens a new one and
+		// reports its own error.
+		_ = cl.Wait()
 		c.sftpMu.Lock()
 		if c.sftp == cl {
 			c.sftp = nil
@@ -200,7 +203,9 @@ func writeAtomic(ctx context.Context, cl *sftp.Client, p string, r io.Reader, pe
 	defer func() {
 		if err != nil {
 			f.Close()
-			cl.Remove(tmp)
+			if rerr := cl.Remove(tmp); rerr != nil {
+				err = fmt.Errorf("%w (and its temporary file %s is left: %v)", err, tmp, rerr)
+			}
 		}
 	}()
 	if _, err = f.ReadFrom(r); err != nil {

@@ -150,7 +150,9 @@ func TestUploadFetch(t *testing.T) {
 	local := filepath.Join(t.TempDir(), "data.bin")
 	data := make([]byte, 2<<20+5)
 	rand.Read(data)
-	os.WriteFile(local, data, 0o600)
+	if err := os.WriteFile(local, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	remote := filepath.Join(t.TempDir(), "remote.bin")
 	if err := c.Upload(ctx, local, remote); err != nil {
 		t.Fatal(err)

@@ -153,8 +153,10 @@ func TestResolve(t *testing.T) {
 	home := t.TempDir()
 	defer func(f func() (string, error)) { userHomeDir = f }(userHomeDir)
 	userHomeDir = func() (string, error) { return home, nil }
-	os.MkdirAll(filepath.Join(home, ".ssh", "config.d"), 0o700)
-	os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(`
+	if err := os.MkdirAll(filepath.Join(home, ".ssh", "config.d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(`
 Include config.d/*.conf
 Host cluster
     HostName login.example.org
@@ -165,8 +167,12 @@ Host gw
     HostName gw.example.org
     Port 2022
     User gwuser
-`), 0o600)
-	os.WriteFile(filepath.Join(home, ".ssh", "config.d", "extra.conf"), []byte("Host cluster\n    Port 2222\n"), 0o600)
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config.d", "extra.conf"), []byte("Host cluster\n    Port 2222\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	r, err := Config{Host: "cluster", AgentSocket: "none"}.resolve()
 	if err != nil {
@@ -210,9 +216,11 @@ Host gw
 	if _, err := (Config{}).resolve(); err == nil {
 		t.Errorf("empty host accepted")
 	}
-	os.WriteFile(filepath.Join(home, "pc"), []byte("Host pc\n ProxyCommand nc %h %p\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(home, "pc"), []byte("Host pc\n ProxyCommand nc %h %p\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The first hop's own ProxyJump is followed; a loop is an error.
-	os.WriteFile(filepath.Join(home, "chain"), []byte(`Host c
+	if err := os.WriteFile(filepath.Join(home, "chain"), []byte(`Host c
   ProxyJump b1,b2
 Host b1
   ProxyJump u@b0:2
@@ -220,7 +228,9 @@ Host b2
   ProxyJump ignored
 Host loop
   ProxyJump loop
-`), 0o600)
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r, err = Config{Host: "c", ConfigFile: filepath.Join(home, "chain")}.resolve()
 	if err != nil {
 		t.Fatal(err)

@@ -98,7 +98,9 @@ func setupEnv() (*testEnv, error) {
 	userHomeDir = func() (string, error) { return e.home, nil }
 	if os.Geteuid() == 0 {
 		// sshd insists on its privilege separation directory.
-		os.MkdirAll("/run/sshd", 0o755)
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			return fail(err)
+		}
 	}
 	keygen := func(path, typ, pass string) error {
 		args := []string{"-q", "-t", typ, "-N", pass, "-C", filepath.Base(path), "-f", path}
@@ -149,10 +151,14 @@ func setupEnv() (*testEnv, error) {
 		}
 	}
 	e.knownHosts = filepath.Join(dir, "known_hosts")
-	e.writeKnownHosts(e.knownHosts, e.target.port, e.bastion.port)
+	if err := e.writeKnownHosts(e.knownHosts, e.target.port, e.bastion.port); err != nil {
+		return fail(err)
+	}
 
 	e.binDir = filepath.Join(dir, "bin")
-	os.MkdirAll(e.binDir, 0o755)
+	if err := os.MkdirAll(e.binDir, 0o755); err != nil {
+		return fail(err)
+	}
 	sbatch := "#!/bin/sh\n: > \"$SBATCH_MARK\"\nsleep 10\necho 4242\n"
 	if err := os.WriteFile(filepath.Join(e.binDir, "sbatch"), []byte(sbatch), 0o755); err != nil {
 		return fail(err)
@@ -229,7 +235,8 @@ SetEnv SHLVL=1
 			return nil, fmt.Errorf("start sshd: %w", err)
 		}
 		exited := make(chan struct{})
-		go func() { s.cmd.Wait(); close(exited) }()
+		// Its exit status is not the answer: waitListening and the log are.
+		go func() { _ = s.cmd.Wait(); close(exited) }()
 		if err := waitListening(port, exited); err != nil {
 			s.stop()
 			lastErr = fmt.Errorf("sshd %s: %v: %s", name, err, s.log.String())
@@ -251,9 +258,10 @@ func waitListening(port int, exited <-chan struct{}) error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {
 			// Read the banner so sshd does not log a bare disconnect.
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			// Best effort: the port accepted, which is what is waited for.
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 			buf := make([]byte, 64)
-			c.Read(buf)
+			_, _ = c.Read(buf)
 			c.Close()
 			return nil
 		}
@@ -266,7 +274,7 @@ func (s *sshd) stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	s.cmd.Process.Kill() // by pid: our own child
+	_ = s.cmd.Process.Kill() // by pid: our own child; fails only once it has exited
 }
 
 func (e *testEnv) stop() {
@@ -279,23 +287,23 @@ func (e *testEnv) stop() {
 
 // writeKnownHosts records the target's key under the given ports (proxies
 // in front of it) and the bastion's under its own port.
-func (e *testEnv) writeKnownHosts(path string, targetPorts ...int) {
+func (e *testEnv) writeKnownHosts(path string, targetPorts ...int) error {
 	keys := map[int]gossh.PublicKey{e.bastion.port: e.bastion.hostKey}
 	for _, p := range targetPorts {
 		if p != e.bastion.port {
 			keys[p] = e.target.hostKey
 		}
 	}
-	writeKnownHosts(path, keys)
+	return writeKnownHosts(path, keys)
 }
 
 // writeKnownHosts writes a known_hosts file with key under [127.0.0.1]:port.
-func writeKnownHosts(path string, keys map[int]gossh.PublicKey) {
+func writeKnownHosts(path string, keys map[int]gossh.PublicKey) error {
 	var b strings.Builder
 	for p, key := range keys {
 		fmt.Fprintf(&b, "[127.0.0.1]:%d %s", p, gossh.MarshalAuthorizedKey(key))
 	}
-	os.WriteFile(path, []byte(b.String()), 0o600)
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 // config is a Config for the target that depends on nothing of the real

@@ -66,7 +66,9 @@ func BenchmarkSubmitChain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	os.Chmod(dir, 0o755)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
 	stages := []string{"prep", "train", "eval", "deploy"}
 	script := func(stage string) (string, []byte) {

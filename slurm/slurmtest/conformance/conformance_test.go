@@ -180,7 +180,7 @@ func transports() []func(testing.TB) transport {
 		},
 		func(t testing.TB) transport {
 			c := restClient(t)
-			var last int64 = c.RoundTrips()
+			last := c.RoundTrips()
 			return transport{name: "rest", client: c, fs: local.FS{}, trips: func() (int, string) {
 				n := c.RoundTrips()
 				d := n - last
