@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,5 +408,88 @@ func TestE2ESweepValidate(t *testing.T) {
 	r = slurmtune(t, db, "validate", "--cluster", big)
 	if r.code != 2 || !strings.Contains(r.stderr, big+":52:3: sweep: 1002 tasks is more than the cluster's MaxArraySize (1001, from scontrol show config)") {
 		t.Errorf("validate --cluster: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestRenderSweep: render of a sweep writes what submit queues: the train
+// and eval array scripts with their --array, each task's own files under
+// tasks/K, select and deploy, and lists how each job waits for the one
+// before it; a bad sweep writes nothing and names FILE:LINE:COL.
+func TestRenderSweep(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	file := sweepPipeline(t, tmp, "sweep:\n  max_parallel: 2\n  grid:\n    train.hyperparameters.lr: [0.001, 0.01, 0.1]\n  select: {metric: perplexity, goal: min}\n")
+	out := filepath.Join(tmp, "out")
+	r := slurmtune(t, db, "render", file, "-o", out, "--json")
+	if r.code != 0 {
+		t.Fatalf("render: exit %d: %s", r.code, r.stderr)
+	}
+	var res struct {
+		RunDir       string            `json:"run_dir"`
+		Files        map[string]string `json:"files"`
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("render --json: %v\n%s", err, r.stdout)
+	}
+	wantDeps := map[string]string{"train": "afterok:prep", "eval": "aftercorr:train", "select": "afterany:eval", "deploy": "afterok:select"}
+	if !maps.Equal(res.Dependencies, wantDeps) {
+		t.Errorf("dependencies %v, want %v", res.Dependencies, wantDeps)
+	}
+	read := func(rel string) string {
+		t.Helper()
+		if res.Files[rel] != filepath.Join(out, rel) && res.Files[strings.TrimSuffix(rel, ".sbatch")] != filepath.Join(out, rel) {
+			t.Errorf("render --json does not list %s: %v", rel, res.Files)
+		}
+		b, err := os.ReadFile(filepath.Join(out, rel))
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	}
+	for _, stage := range []string{"train", "eval"} {
+		s := read(stage + ".sbatch")
+		if !strings.Contains(s, "#SBATCH --array=0-2%2\n") || !strings.Contains(s, res.RunDir+"/tasks\"/$SLURM_ARRAY_TASK_ID/"+stage+".sbatch\"") {
+			t.Errorf("%s array script:\n%s", stage, s)
+		}
+	}
+	for _, stage := range []string{"prep", "select", "deploy"} {
+		if s := read(stage + ".sbatch"); strings.Contains(s, "--array") {
+			t.Errorf("%s.sbatch is an array:\n%s", stage, s)
+		}
+	}
+	for k, lr := range []string{"0.001", "0.01", "0.1"} {
+		task := fmt.Sprintf("tasks/%d/", k)
+		if hp := read(task + "hyperparameters.json"); !strings.Contains(hp, `"lr": `+lr) {
+			t.Errorf("task %d's hyperparameters:\n%s", k, hp)
+		}
+		if s := read(task + "train.sbatch"); !strings.Contains(s, "SLURMTUNE_RUN_DIR="+res.RunDir+"/"+task[:len(task)-1]+"\n") {
+			t.Errorf("task %d's train script:\n%s", k, s)
+		}
+		read(task + "eval.sbatch")
+		read(task + "pipeline.yaml")
+	}
+	if _, err := os.Stat(filepath.Join(out, "tasks", "3")); err == nil {
+		t.Error("a fourth task directory")
+	}
+	read("sweep.json")
+
+	bad := sweepPipeline(t, t.TempDir(), "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	r = slurmtune(t, db, "render", bad, "-o", filepath.Join(tmp, "bad"))
+	if want := bad + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("render of a bad sweep: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "bad")); err == nil {
+		t.Error("render of a bad sweep created its output directory")
+	}
+	// Tasks asking for different resources: refused, nothing written.
+	mixed := sweepPipeline(t, t.TempDir(), "sweep:\n  grid:\n    train.nodes: [1, 2]\n  select: {metric: perplexity, goal: min}\n")
+	r = slurmtune(t, db, "render", mixed, "-o", filepath.Join(tmp, "mixed"))
+	if r.code == 0 || !strings.Contains(r.stderr, "sweep task 1 (train.nodes=2) changes the train job's Slurm options") {
+		t.Errorf("render of tasks with different resources: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "mixed")); err == nil {
+		t.Error("render of tasks with different resources created its output directory")
 	}
 }
