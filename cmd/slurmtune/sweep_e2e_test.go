@@ -493,3 +493,67 @@ func TestRenderSweep(t *testing.T) {
 		t.Error("render of tasks with different resources created its output directory")
 	}
 }
+
+// TestE2ESweepRetriesOneTimedOutTask: a train retries policy (TIMEOUT, max
+// 1) applies per task. Task 1 stalls past its 1-minute limit on its first
+// attempt only (the payload's stall_once); slurmtune resubmits train[1] alone
+// as task 1 of a new one-task array, its eval after it, and select and
+// deploy again; task 0 keeps its jobs, and the run succeeds with both tasks
+// competing.
+func TestE2ESweepRetriesOneTimedOutTask(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	file := sweepPipeline(t, tmp, "sweep:\n  grid:\n    train.hyperparameters.stall_once: [0, 600]\n  select: {metric: perplexity, goal: min}\n")
+	sub := submitPipeline(t, db, file, filepath.Join(tmp, "runs"), "train.nodes=1", "train.tasks_per_node=1",
+		"train.hyperparameters.max_steps=20", "eval.gates.perplexity.max=200",
+		"train.time=1", "train.retries.max=1", "train.retries.on=[TIMEOUT]")
+	train, ev := sub.Jobs["train"], sub.Jobs["eval"]
+	s := waitEnded(t, db, sub.Run, 5*time.Minute)
+	run := s.Runs[0]
+	got := map[string]string{}
+	for _, st := range run.Stages {
+		got[st.Name] = st.JobID
+		if st.State != "COMPLETED" {
+			t.Errorf("stage %s (job %s) %s, want COMPLETED", st.Name, st.JobID, st.State)
+		}
+	}
+	if run.State != "SUCCEEDED" {
+		t.Errorf("run %s, want SUCCEEDED", run.State)
+	}
+	// Task 0 was not touched.
+	if got["train[0]"] != train+"_0" || got["eval[0]"] != ev+"_0" {
+		t.Errorf("task 0's jobs %s %s, want its first ones %s_0 %s_0", got["train[0]"], got["eval[0]"], train, ev)
+	}
+	// Task 1's first train job timed out (as Slurm's accounting says), and
+	// it ran again as task 1 of a new array, its eval after it.
+	if st := strings.TrimSpace(slurmtest.Run(t, "sacct", "-X", "-n", "-P", "-o", "State", "-j", train+"_1")); st != "TIMEOUT" {
+		t.Errorf("sacct: train[1]'s first job %s_1 is %q, want TIMEOUT", train, st)
+	}
+	for name, first := range map[string]string{"train[1]": train + "_1", "eval[1]": ev + "_1", "select": sub.Jobs["select"], "deploy": sub.Jobs["deploy"]} {
+		if got[name] == first || got[name] == "" {
+			t.Errorf("%s kept job %q: want a new attempt", name, got[name])
+		}
+	}
+	if !strings.HasSuffix(got["train[1]"], "_1") || !strings.HasSuffix(got["eval[1]"], "_1") {
+		t.Errorf("retried task 1 as %s and %s, want task 1 of new arrays", got["train[1]"], got["eval[1]"])
+	}
+	if st := strings.TrimSpace(slurmtest.Run(t, "sacct", "-X", "-n", "-P", "-o", "State", "-j", got["train[1]"])); st != "COMPLETED" {
+		t.Errorf("sacct: train[1]'s retry %s is %q, want COMPLETED", got["train[1]"], st)
+	}
+	log := slurmtune(t, db, "logs", sub.Run, "train[1]").stdout
+	if !strings.Contains(log, "stall_once: first attempt") || !strings.Contains(log, "step 20/20") {
+		t.Errorf("train[1]'s log lacks its stalled first attempt or its finished retry:\n%s", log)
+	}
+	// Selection saw both tasks.
+	sw := sweepStatusOf(t, db, sub.Run).Runs[0].Sweep
+	if sw.Winner == nil {
+		t.Fatalf("no winner: %+v", sw)
+	}
+	for _, tk := range sw.Tasks {
+		if tk.Verdict != "passed" || tk.Metric == nil {
+			t.Errorf("task %+v, want passed with its metric", tk)
+		}
+	}
+}
