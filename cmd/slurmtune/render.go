@@ -30,7 +30,7 @@ func renderCommand() *cli.Command {
 		Flags: []cli.Flag{
 			setFlag(),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to write the scripts to (required)"},
-			jsonFlag(`print {"run", "run_dir", "placeholder": true, "files": {STAGE: PATH}}`),
+			jsonFlag(`print {"run", "run_dir", "placeholder": true, "files": {STAGE: PATH}} (a sweep: every file by its path in the run directory, and "dependencies": {STAGE: "afterok:STAGE", ...})`),
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)

@@ -34,6 +34,13 @@ func sweepPipeline(t testing.TB, dir, sweepYAML string) string {
 	return path
 }
 
+// badSweep writes a sweep whose grid names a key that does not exist, and
+// returns its path and the one line every command must refuse it with.
+func badSweep(t testing.TB, dir string) (file, line string) {
+	file = sweepPipeline(t, dir, "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	return file, file + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"
+}
+
 type sweepStatus struct {
 	Runs []struct {
 		State string `json:"state"`
@@ -390,9 +397,8 @@ func TestE2ESweepValidate(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	db := filepath.Join(tmp, "st.db")
-	bad := sweepPipeline(t, tmp, "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	bad, want := badSweep(t, tmp)
 	r := slurmtune(t, db, "validate", bad)
-	want := bad + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"
 	if r.code != 2 || r.stderr != want {
 		t.Errorf("validate: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
 	}
@@ -475,9 +481,9 @@ func TestRenderSweep(t *testing.T) {
 	}
 	read("sweep.json")
 
-	bad := sweepPipeline(t, t.TempDir(), "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	bad, want := badSweep(t, t.TempDir())
 	r = slurmtune(t, db, "render", bad, "-o", filepath.Join(tmp, "bad"))
-	if want := bad + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"; r.code != 2 || r.stderr != want {
+	if r.code != 2 || r.stderr != want {
 		t.Errorf("render of a bad sweep: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "bad")); err == nil {
