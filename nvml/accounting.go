@@ -103,7 +103,7 @@ func recordAllocations(ctx context.Context, st *store.Store, cl Cluster, r *stor
 		case isCurrent:
 			a.Elapsed = cur.Elapsed
 		}
-		if a.Elapsed <= 0 && !(ok && row.Ended) {
+		if a.Elapsed <= 0 && (!ok || !row.Ended) {
 			continue // not started
 		}
 		if ok && row.GPUs == 0 || !ok {

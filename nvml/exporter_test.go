@@ -152,9 +152,9 @@ func TestRunExporterEndToEnd(t *testing.T) {
 	f.tel[6].fail["utilization"] = gonvml.ERROR_GPU_IS_LOST
 	samples := filepath.Join(t.TempDir(), "samples.jsonl")
 	r := startExporter(t, ExporterOptions{Interval: 100 * time.Millisecond, SamplesPath: samples, JobID: "555"}, f.srv)
-	body := r.scrape(t, `slurmtune_gpu_xid_events_total{gpu="2"`)
+	r.scrape(t, `slurmtune_gpu_xid_events_total{gpu="2"`) // the watcher is registered
 	f.events <- gonvml.EventData{Device: f.devs[2], EventType: gonvml.EventTypeXidCriticalError, EventData: 79}
-	body = r.scrape(t, `slurmtune_gpu_xid_events_total{gpu="2",hostname="node1",job="123,890",mig_instance="",model="NVIDIA H100 80GB HBM3",uuid="`+f.devs[2].UUID+`"} 1`)
+	body := r.scrape(t, `slurmtune_gpu_xid_events_total{gpu="2",hostname="node1",job="123,890",mig_instance="",model="NVIDIA H100 80GB HBM3",uuid="`+f.devs[2].UUID+`"} 1`)
 	for _, want := range []string{
 		`slurmtune_nvml_up{hostname="node1"} 1`,
 		`slurmtune_gpu_lost{gpu="6",hostname="node1",job="",mig_instance=""`,
@@ -298,10 +298,14 @@ func TestExporterClosesIdleConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	// Idle now: the server must hang up well before this deadline.
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	_, err = conn.Read(make([]byte, 1))
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {

@@ -230,7 +230,9 @@ func startPoller(t testing.TB, f *fixture, cfg pollerConfig) *poller {
 	t.Cleanup(func() {
 		cancel()
 		stop()
-		f.srv.Shutdown()
+		if ret := f.srv.Shutdown(); ret != gonvml.SUCCESS {
+			t.Errorf("Shutdown: %v", ret)
+		}
 	})
 	return p
 }

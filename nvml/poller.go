@@ -125,7 +125,9 @@ func (p *poller) start(ctx context.Context) (stop func()) {
 	}
 	p.handles = make([]gonvml.Device, n)
 	for i := range n {
-		p.handle(i)
+		// Only caches the handles: one that fails stays nil, and every
+		// Poll retries it and reports the failure per device.
+		_, _ = p.handle(i)
 	}
 	driver, _ := p.lib.SystemGetDriverVersion()
 	p.log.log.Info("NVML initialised", "gpus", n, "driver", driver,

@@ -116,7 +116,9 @@ func TestPollXIDEvents(t *testing.T) {
 
 func TestXIDWatcherStopFreesEventSet(t *testing.T) {
 	f := newFixture(t, dgxa100.New())
-	f.srv.Init()
+	if ret := f.srv.Init(); ret != gonvml.SUCCESS {
+		t.Fatalf("Init: %v", ret)
+	}
 	p := newPoller(f.srv, pollerConfig{})
 	stop := p.start(context.Background())
 	stop()
@@ -353,7 +355,9 @@ func newMIGDevice(gi, ci int, used uint64, pid uint32) *mock.Device {
 
 func TestPollMIGSymbolsMissing(t *testing.T) {
 	f := newFixture(t, dgxa100.New())
-	f.devs[0].SetMigMode(gonvml.DEVICE_MIG_ENABLE)
+	if ret, _ := f.devs[0].SetMigMode(gonvml.DEVICE_MIG_ENABLE); ret != gonvml.SUCCESS {
+		t.Fatalf("SetMigMode: %v", ret)
+	}
 	f.setMissing("nvmlDeviceGetMigDeviceHandleByIndex")
 	f.devs[0].GetMigModeFunc = func() (int, int, gonvml.Return) {
 		t.Error("GetMigMode called on a driver without MIG symbols")

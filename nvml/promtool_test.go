@@ -40,7 +40,7 @@ func TestExpositionPromtool(t *testing.T) {
 		},
 		"dgxa100 with MIG": func(t *testing.T) *poller {
 			f := newFixture(t, dgxa100.New())
-			migParent(f.devs[1])
+			migParent(t, f.devs[1])
 			p := startPoller(t, f, pollerConfig{})
 			p.Poll(context.Background())
 			return p
@@ -61,8 +61,11 @@ func TestExpositionPromtool(t *testing.T) {
 	}
 }
 
-func migParent(d *server.Device) {
-	d.SetMigMode(gonvml.DEVICE_MIG_ENABLE)
+func migParent(t testing.TB, d *server.Device) {
+	t.Helper()
+	if ret, _ := d.SetMigMode(gonvml.DEVICE_MIG_ENABLE); ret != gonvml.SUCCESS {
+		t.Fatalf("SetMigMode: %v", ret)
+	}
 	d.GetMaxMigDeviceCountFunc = func() (int, gonvml.Return) { return 2, gonvml.SUCCESS }
 	d.GetMigDeviceHandleByIndexFunc = func(j int) (gonvml.Device, gonvml.Return) {
 		return newMIGDevice(j+1, 0, gib, 1001), gonvml.SUCCESS

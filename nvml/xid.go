@@ -58,7 +58,9 @@ func startXIDWatcher(ctx context.Context, lib gonvml.Interface, handles []gonvml
 		}
 	}
 	if len(w.counts) == 0 {
-		set.Free()
+		if ret := set.Free(); ret != gonvml.SUCCESS {
+			log.Warn("xid-free", "free NVML event set failed", "err", ret)
+		}
 		return nil, errors.New("no GPU supports XID events")
 	}
 	ctx, w.cancel = context.WithCancel(ctx)

@@ -141,14 +141,24 @@ func (s *Store) connTx(ctx context.Context, fn func(*sql.Conn) error) error {
 		return err
 	}
 	if err := fn(c); err != nil {
-		c.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
-		return err
+		return rollback(ctx, c, err)
 	}
 	if _, err := c.ExecContext(ctx, `COMMIT`); err != nil {
-		c.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
-		return err
+		return rollback(ctx, c, err)
 	}
 	return nil
+}
+
+// rollback ends c's failed transaction and returns err, joined with the
+// rollback's own error if that failed too. A connection whose rollback
+// failed may still be inside the transaction, so it is then discarded
+// (driver.ErrBadConn from Raw) rather than returned to the pool.
+func rollback(ctx context.Context, c *sql.Conn, err error) error {
+	if _, rerr := c.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+		_ = c.Raw(func(any) error { return driver.ErrBadConn }) // its error is ErrBadConn itself
+		return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+	}
+	return err
 }
 
 // insertMetricPoints inserts points with multi-row INSERTs, their series

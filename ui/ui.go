@@ -8,12 +8,13 @@
 //
 // It never writes: it reads a store opened read-only, and learns live job
 // states from a LiveFunc (the read-only Slurm refresh the caller supplies),
-// kept in memory. Charts are drawn by uPlot (pinned, embedded with
-// go:embed, see scripts/fetch-ui-assets.sh); long series are downsampled on
-// the server with LTTB to at most MaxPoints points. It listens on loopback
-// by default; any other address needs a token, and every request must then
-// carry it. Pages are rendered with html/template; the scripts set only
-// text, never HTML, so every name from a run or a payload is shown escaped.
+// kept in memory. Charts are drawn by uPlot (pinned, embedded in the
+// binary with a go:embed directive, see scripts/fetch-ui-assets.sh); long
+// series are downsampled on the server with LTTB to at most MaxPoints
+// points. It listens on loopback by default; any other address needs a
+// token, and every request must then carry it. Pages are rendered with
+// html/template; the scripts set only text, never HTML, so every name from
+// a run or a payload is shown escaped.
 package ui
 
 import (
@@ -210,7 +211,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			s.o.Log.Warn("ui: graceful shutdown did not finish; requests still in flight are cut off at exit", "err", err)
+		}
 	}()
 	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {

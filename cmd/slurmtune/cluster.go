@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sort"
 
 	"github.com/slurmtune/slurmtune/cmd/slurmtune/release"
 	"github.com/slurmtune/slurmtune/jobs"
@@ -136,15 +135,6 @@ func deliverNotifications(ctx context.Context, e *env, st *store.Store) {
 	if res.Failed > 0 {
 		e.log.Warn("webhook notifications failed; they are retried with backoff", "failed", res.Failed, "gave_up", res.GaveUp, "sent", res.Sent)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // runSession is what a command about one run needs: the store, the run and

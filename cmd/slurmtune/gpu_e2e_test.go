@@ -67,9 +67,13 @@ func writeSamples(t *testing.T, path string, samples []nvml.Sample, tail string)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Write(append(b, '\n'))
+		if _, err := f.Write(append(b, '\n')); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f.WriteString(tail)
+	if _, err := f.WriteString(tail); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func utilSamples(host, job string, gpus, n int, start time.Time, util float64) []nvml.Sample {
@@ -234,8 +238,10 @@ func TestE2ESbatchGPUUnavailable(t *testing.T) {
 	tmp := t.TempDir()
 	db := filepath.Join(tmp, "st.db")
 	script := filepath.Join(tmp, "my job.sh")
-	os.WriteFile(script, []byte("#!/bin/bash\n#SBATCH --time=5\n#SBATCH --gres=gpu:1\n"+
-		"printf 'arg:%s\\n' \"$@\"\necho \"gpus=$CUDA_VISIBLE_DEVICES\"\nsleep 2\n"), 0o755)
+	if err := os.WriteFile(script, []byte("#!/bin/bash\n#SBATCH --time=5\n#SBATCH --gres=gpu:1\n"+
+		"printf 'arg:%s\\n' \"$@\"\necho \"gpus=$CUDA_VISIBLE_DEVICES\"\nsleep 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r := slurmtune(t, db, "sbatch", "--cpus-per-task=1", script, "one two", "$(touch pwned)")
 	if r.code != 0 {
 		t.Fatalf("sbatch: exit %d: %s", r.code, r.stderr)

@@ -325,8 +325,13 @@ func startUI(t *testing.T, db string, args ...string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("stop slurmtune ui: %v", err)
+		}
+		// SIGTERM is a clean shutdown: the command must exit 0.
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("slurmtune ui after SIGTERM: %v\n%s", err, stderr.String())
+		}
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -352,11 +357,15 @@ func TestUICommandAccess(t *testing.T) {
 		t.Errorf("ui off loopback without a token: exit %d: %s", r.code, r.stderr)
 	}
 	tok := filepath.Join(tmp, "token")
-	os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o644)
+	if err := os.WriteFile(tok, []byte("0123456789abcdef0123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if r := inProcess(t, "--db", db, "ui", "--token-file", tok); r.code != exitInvalid || !strings.Contains(r.stderr, "readable by others") {
 		t.Errorf("world-readable token file: exit %d: %s", r.code, r.stderr)
 	}
-	os.Chmod(tok, 0o600)
+	if err := os.Chmod(tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	url := startUI(t, db, "--token-file", tok, "--no-sync")
 	for _, tt := range []struct {
 		auth string

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 )
@@ -23,7 +22,3 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-
-// newTable is the aligned table every command prints its result in (Flush
-// it at the end).
-func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

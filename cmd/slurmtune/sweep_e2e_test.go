@@ -406,7 +406,9 @@ func TestE2ESweepValidate(t *testing.T) {
 		t.Errorf("submit: exit %d %q, want the same line and exit 2", r.code, r.stderr)
 	}
 	big := filepath.Join(tmp, "big", "sweep.yaml")
-	os.MkdirAll(filepath.Dir(big), 0o755)
+	if err := os.MkdirAll(filepath.Dir(big), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	big = sweepPipeline(t, filepath.Dir(big), "sweep:\n  grid:\n    train.hyperparameters.seed: {from: 1, to: 1002, step: 1}\n  select: {metric: perplexity, goal: min}\n")
 	if r := slurmtune(t, db, "validate", big); r.code != 0 {
 		t.Errorf("validate without --cluster: exit %d %s", r.code, r.stderr)

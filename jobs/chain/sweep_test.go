@@ -45,7 +45,11 @@ func TestReconcileAdoptsArrayTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Cancel(context.Background(), []string{id}) })
+	t.Cleanup(func() {
+		if err := client.Cancel(context.Background(), []string{id}); err != nil {
+			t.Errorf("cancel the held array job %s (left in the queue): %v", id, err)
+		}
+	})
 	svc := &Service{Client: client, Store: st, Log: slog.New(slog.DiscardHandler)}
 	svc.Now = func() time.Time { return time.Now().Add(time.Hour) } // the submitter went quiet long ago
 	res, err := svc.Reconcile(ctx)

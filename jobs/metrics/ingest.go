@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -420,7 +421,11 @@ func ingestEvalReport(ctx context.Context, st *store.Store, fsys slurm.FileSyste
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return err
 	}
-	rec := store.EvalRecord{JobID: s.JobID, Passed: rep.Passed, Metrics: evalMetrics(rep.Metrics)}
+	vals, err := evalMetrics(rep.Metrics)
+	if err != nil {
+		return err
+	}
+	rec := store.EvalRecord{JobID: s.JobID, Passed: rep.Passed, Metrics: vals}
 	for _, g := range rep.Gates {
 		rec.Gates = append(rec.Gates, store.GateRecord{Metric: g.Metric, Op: string(g.Op), Threshold: g.Threshold,
 			Value: g.Value, Passed: g.Passed, Reason: g.Reason})
@@ -429,11 +434,16 @@ func ingestEvalReport(ctx context.Context, st *store.Store, fsys slurm.FileSyste
 }
 
 // evalMetrics is the report's metrics by name (those with a value).
-func evalMetrics(m eval.Metrics) map[string]float64 {
-	b, _ := json.Marshal(m)
+func evalMetrics(m eval.Metrics) (map[string]float64, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("eval report metrics: %w", err)
+	}
 	var out map[string]float64
-	json.Unmarshal(b, &out)
-	return out
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("eval report metrics: %w", err)
+	}
+	return out, nil
 }
 
 // HasJobs reports whether any stage of the run was submitted.

@@ -38,8 +38,12 @@ func TestReadMetricsFileSegments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.WriteString(s)
-		f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	write(`{"slurmtune":{"job":"41","restart":0,"time":1}}` + "\n" + `{"step":1,"time":10,"loss":3}` + "\n" + `garbage` + "\n" + `{"step":2,"ti`)
 	s := store.Stage{Name: "train", JobID: "41"}

@@ -55,14 +55,18 @@ func Show(ctx context.Context, st *store.Store, r *store.Run, f store.MetricFilt
 func (out View) WriteCSV(w io.Writer) error {
 	pts := out.Points
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"stage", "name", "step", "time", "value", "job_id", "attempt", "restart"})
+	if err := cw.Write([]string{"stage", "name", "step", "time", "value", "job_id", "attempt", "restart"}); err != nil {
+		return err
+	}
 	for _, p := range pts {
 		step := ""
 		if p.Step != nil {
 			step = strconv.FormatInt(*p.Step, 10)
 		}
-		cw.Write([]string{p.Stage, p.Name, step, p.Time.Format(time.RFC3339Nano), strconv.FormatFloat(p.Value, 'g', -1, 64),
-			p.JobID, strconv.Itoa(p.Attempt), strconv.Itoa(p.Restart)})
+		if err := cw.Write([]string{p.Stage, p.Name, step, p.Time.Format(time.RFC3339Nano), strconv.FormatFloat(p.Value, 'g', -1, 64),
+			p.JobID, strconv.Itoa(p.Attempt), strconv.Itoa(p.Restart)}); err != nil {
+			return err
+		}
 	}
 	cw.Flush()
 	return cw.Error()

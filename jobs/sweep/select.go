@@ -73,7 +73,7 @@ func SelectRun(ctx context.Context, runDir string) (*Selection, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		sel.Tasks = append(sel.Tasks, taskResult(templates.TaskDir(runDir, pt.Index), m.Metric))
+		sel.Tasks = append(sel.Tasks, taskResult(runDir, pt.Index, m.Metric))
 	}
 	w, serr := Select(m.Metric, m.Goal, sel.Tasks)
 	if serr == nil {
@@ -100,11 +100,10 @@ func SelectRun(ctx context.Context, runDir string) (*Selection, error) {
 	return sel, nil
 }
 
-// taskResult reads one task's outcome from its directory.
-func taskResult(dir, metric string) Result {
-	l := templates.LayoutOf(dir)
-	r := Result{}
-	fmt.Sscan(filepath.Base(dir), &r.Task)
+// taskResult reads task k's outcome from its directory.
+func taskResult(runDir string, k int, metric string) Result {
+	l := templates.LayoutOf(templates.TaskDir(runDir, k))
+	r := Result{Task: k}
 	b, err := os.ReadFile(filepath.Join(l.Eval, "eval_report.json"))
 	if err != nil {
 		if _, cerr := os.Stat(filepath.Join(l.Checkpoints, "final", "COMPLETE")); cerr != nil {

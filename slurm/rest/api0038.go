@@ -80,8 +80,11 @@ func (a *api0038) ping(ctx context.Context) error {
 
 func (a *api0038) submit(ctx context.Context, s *jobSpec) (string, error) {
 	const op = "submit"
-	env := make(map[string]interface{}, len(s.Env))
-	for k, v := range s.Env {
+	// v0.0.38 has no batch-only warning signal (its "signal" would go to
+	// every step, and slurmrestd 22.05 refuses "B:SIG@T"): the job is told
+	// through SelfSignalEnv and signals itself.
+	env := make(map[string]interface{}, len(s.Env)+1)
+	for k, v := range s.selfSignalEnv() {
 		env[k] = v
 	}
 	p := v0038.V0038JobProperties{

@@ -154,6 +154,12 @@ func desc0040(s *jobSpec) (v0040.V0040JobDescMsg, error) {
 	if s.Hold {
 		p.Hold = ptr(true)
 	}
+	if s.BatchSignal != "" {
+		// --signal=B:SIG@T as sbatch sends it: to the batch shell only.
+		p.KillWarningFlags = &[]v0040.V0040JobDescMsgKillWarningFlags{v0040.V0040JobDescMsgKillWarningFlagsBATCHJOB}
+		p.KillWarningSignal = ptr(s.BatchSignal)
+		setNoVal(&p.KillWarningDelay, noValue{Set: ptr(true), Number: ptr(int64(s.BatchSignalDelay))})
+	}
 	return p, nil
 }
 

@@ -156,6 +156,12 @@ func desc0041(s *jobSpec) (v0041.V0041JobDescMsg, error) {
 	if s.Hold {
 		p.Hold = ptr(true)
 	}
+	if s.BatchSignal != "" {
+		// --signal=B:SIG@T as sbatch sends it: to the batch shell only.
+		p.KillWarningFlags = &[]v0041.V0041JobDescMsgKillWarningFlags{v0041.V0041JobDescMsgKillWarningFlagsBATCHJOB}
+		p.KillWarningSignal = ptr(s.BatchSignal)
+		setNoVal(&p.KillWarningDelay, noValue{Set: ptr(true), Number: ptr(int64(s.BatchSignalDelay))})
+	}
 	return p, nil
 }
 

@@ -63,7 +63,31 @@ type jobSpec struct {
 	Exclusive   bool
 	Hold        bool
 	Requeue     *bool
-	Env         map[string]string
+	// BatchSignal and BatchSignalDelay are --signal=B:SIG@T: SIG (a name
+	// without "SIG", or a number) sent to the batch shell only, T seconds
+	// before the time limit. "" when not given.
+	BatchSignal      string
+	BatchSignalDelay int
+	Env              map[string]string
+}
+
+// SelfSignalEnv is the variable through which a job learns that it must
+// send itself --signal=B:SIG@T ("SIG@T"): the API versions that cannot ask
+// Slurm for a batch-only warning signal (v0.0.38) set it instead, and the
+// train script arms a timer for it (templates/sbatch/train.sbatch.tmpl).
+const SelfSignalEnv = "SLURMTUNE_SELF_SIGNAL"
+
+// selfSignalEnv is s.Env plus SelfSignalEnv when s has a batch signal.
+func (s *jobSpec) selfSignalEnv() map[string]string {
+	if s.BatchSignal == "" {
+		return s.Env
+	}
+	env := make(map[string]string, len(s.Env)+1)
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	env[SelfSignalEnv] = s.BatchSignal + "@" + strconv.Itoa(s.BatchSignalDelay)
+	return env
 }
 
 // defaultPath is the PATH a job gets when the request sets none. slurmrestd
@@ -200,13 +224,15 @@ var shortNames = map[string]string{
 }
 
 // restSupported are the sbatch options the REST transport maps to
-// slurmrestd's job description (--export only as NONE).
-var restSupported = strings.Fields("--job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --mail-type --mail-user --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --export=NONE")
+// slurmrestd's job description (--export only as NONE, --signal only as
+// B:SIG[@T]).
+var restSupported = strings.Fields("--job-name --comment --output --error --input --chdir --open-mode --partition --account --qos --reservation --mail-type --mail-user --dependency --kill-on-invalid-dep --nodes --ntasks --ntasks-per-node --cpus-per-task --mem --mem-per-cpu --time --gres --constraint --nodelist --exclude --exclusive --hold --requeue --no-requeue --signal=B: --export=NONE")
 
 var restOptions = func() map[string]bool {
 	m := map[string]bool{}
 	for _, o := range restSupported {
-		m[strings.TrimSuffix(o, "=NONE")] = true
+		o, _, _ = strings.Cut(o, "=")
+		m[o] = true
 	}
 	return m
 }()
@@ -344,6 +370,8 @@ func (s *jobSpec) apply(opt, where string) error {
 	case "--requeue", "--no-requeue":
 		b := name == "--requeue"
 		s.Requeue = &b
+	case "--signal":
+		s.BatchSignal, s.BatchSignalDelay, err = parseBatchSignal(val)
 	case "--export":
 		// The REST transport always sends exactly SubmitRequest.Env (plus
 		// PATH); --export=NONE is what it does anyway.
@@ -357,6 +385,30 @@ func (s *jobSpec) apply(opt, where string) error {
 		return bad(err)
 	}
 	return nil
+}
+
+// parseBatchSignal reads --signal's B:SIG[@T] (T defaults to 60 s, as
+// sbatch's). Only the batch-only form is taken: it is what the templates
+// use, and a signal to every step is not what a script trapping it wants.
+func parseBatchSignal(v string) (string, int, error) {
+	rest, ok := strings.CutPrefix(v, "B:")
+	if !ok {
+		return "", 0, fmt.Errorf("only the batch-only form B:SIG[@SECONDS] is supported over REST")
+	}
+	sig, delay, hasDelay := strings.Cut(rest, "@")
+	sig = strings.TrimPrefix(strings.ToUpper(sig), "SIG")
+	if sig == "" || strings.Trim(sig, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
+		return "", 0, fmt.Errorf("want B:SIG[@SECONDS], e.g. B:USR2@120")
+	}
+	t := 60
+	if hasDelay {
+		n, err := strconv.Atoi(delay)
+		if err != nil || n < 0 || n > 0xffff {
+			return "", 0, fmt.Errorf("want B:SIG[@SECONDS] with 0 to 65535 seconds")
+		}
+		t = n
+	}
+	return sig, t, nil
 }
 
 // parseNodes reads --nodes N or N-M.
