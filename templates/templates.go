@@ -236,10 +236,13 @@ func (s *Set) RenderSelect(p *jobs.Pipeline, run Run) (Script, error) {
 // lines every task shares (taken from a task's script, less --output, which
 // the array passes with %a) and a line that runs the task's own script,
 // tasks/$SLURM_ARRAY_TASK_ID/STAGE.sbatch, in its place (signals, requeues
-// and exit codes are the task script's).
-func ArrayScript(runDir, stage string, task []byte) []byte {
+// and exit codes are the task script's). array is its --array (the tasks,
+// and %N for how many run at once); sbatch's own --array, as a retry of one
+// task passes, overrides it.
+func ArrayScript(runDir, stage, array string, task []byte) []byte {
 	var b strings.Builder
 	b.WriteString("#!/bin/bash\n")
+	b.WriteString("#SBATCH --array=" + array + "\n")
 	for _, line := range Directives(task) {
 		if !strings.HasPrefix(line, "#SBATCH --output=") {
 			b.WriteString(line + "\n")

@@ -8,12 +8,15 @@ import (
 
 	"github.com/slurmtune/slurmtune/jobs"
 	"github.com/slurmtune/slurmtune/jobs/chain"
+	"github.com/slurmtune/slurmtune/jobs/sweep"
 	"github.com/slurmtune/slurmtune/templates"
 )
 
 type renderOptions struct {
 	outDir string
 	json   bool
+	// tasks are a sweep's (sweepTasks), rendered as submit queues them.
+	tasks []sweep.Task
 }
 
 // renderResult is what render --json prints.
@@ -22,12 +25,12 @@ type renderResult = chain.Rendered
 func renderCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "render",
-		Usage:     "write each enabled stage's sbatch script to DIR without submitting (with train.chain_time_limit, after asking the cluster for the partition's time limit)",
+		Usage:     "write each enabled stage's sbatch script to DIR without submitting (a sweep: its array scripts and each task's tasks/K/, as submit queues them; with train.chain_time_limit, after asking the cluster for the partition's time limit)",
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			setFlag(),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to write the scripts to (required)"},
-			jsonFlag(`print {"run", "run_dir", "placeholder": true, "files": {STAGE: PATH}}`),
+			jsonFlag(`print {"run", "run_dir", "placeholder": true, "files": {STAGE: PATH}} (a sweep: every file by its path in the run directory, and "dependencies": {STAGE: "afterok:STAGE", ...})`),
 		},
 		Action: func(c *cli.Context) error {
 			e, err := newEnv(c)
@@ -41,7 +44,11 @@ func renderCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return render(c.Context, e, p, renderOptions{outDir: c.String("output"), json: c.Bool("json")})
+			tasks, err := sweepTasks(c, p, nil)
+			if err != nil {
+				return err
+			}
+			return render(c.Context, e, p, renderOptions{outDir: c.String("output"), json: c.Bool("json"), tasks: tasks})
 		},
 	}
 }
@@ -67,7 +74,7 @@ func render(ctx context.Context, e *env, p *jobs.Pipeline, o renderOptions) erro
 		defer cl.close()
 		svc.Inspector = cl.Inspector
 	}
-	r, err := svc.Render(ctx, p, o.outDir)
+	r, err := svc.Render(ctx, p, o.tasks, o.outDir)
 	if err != nil {
 		return err
 	}

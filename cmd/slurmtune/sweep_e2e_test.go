@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,13 @@ func sweepPipeline(t testing.TB, dir, sweepYAML string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// badSweep writes a sweep whose grid names a key that does not exist, and
+// returns its path and the one line every command must refuse it with.
+func badSweep(t testing.TB, dir string) (file, line string) {
+	file = sweepPipeline(t, dir, "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	return file, file + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"
 }
 
 type sweepStatus struct {
@@ -389,9 +397,8 @@ func TestE2ESweepValidate(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	db := filepath.Join(tmp, "st.db")
-	bad := sweepPipeline(t, tmp, "sweep:\n  grid:\n    train.lora.rnk: [4, 8]\n  select: {metric: perplexity, goal: min}\n")
+	bad, want := badSweep(t, tmp)
 	r := slurmtune(t, db, "validate", bad)
-	want := bad + `:53:21: sweep.grid.train.lora.rnk: train.lora.rnk=4: unknown key "rnk" in train.lora (did you mean "r"?)` + "\n"
 	if r.code != 2 || r.stderr != want {
 		t.Errorf("validate: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
 	}
@@ -409,5 +416,152 @@ func TestE2ESweepValidate(t *testing.T) {
 	r = slurmtune(t, db, "validate", "--cluster", big)
 	if r.code != 2 || !strings.Contains(r.stderr, big+":52:3: sweep: 1002 tasks is more than the cluster's MaxArraySize (1001, from scontrol show config)") {
 		t.Errorf("validate --cluster: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestRenderSweep: render of a sweep writes what submit queues: the train
+// and eval array scripts with their --array, each task's own files under
+// tasks/K, select and deploy, and lists how each job waits for the one
+// before it; a bad sweep writes nothing and names FILE:LINE:COL.
+func TestRenderSweep(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	file := sweepPipeline(t, tmp, "sweep:\n  max_parallel: 2\n  grid:\n    train.hyperparameters.lr: [0.001, 0.01, 0.1]\n  select: {metric: perplexity, goal: min}\n")
+	out := filepath.Join(tmp, "out")
+	r := slurmtune(t, db, "render", file, "-o", out, "--json")
+	if r.code != 0 {
+		t.Fatalf("render: exit %d: %s", r.code, r.stderr)
+	}
+	var res struct {
+		RunDir       string            `json:"run_dir"`
+		Files        map[string]string `json:"files"`
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("render --json: %v\n%s", err, r.stdout)
+	}
+	wantDeps := map[string]string{"train": "afterok:prep", "eval": "aftercorr:train", "select": "afterany:eval", "deploy": "afterok:select"}
+	if !maps.Equal(res.Dependencies, wantDeps) {
+		t.Errorf("dependencies %v, want %v", res.Dependencies, wantDeps)
+	}
+	read := func(rel string) string {
+		t.Helper()
+		if res.Files[rel] != filepath.Join(out, rel) && res.Files[strings.TrimSuffix(rel, ".sbatch")] != filepath.Join(out, rel) {
+			t.Errorf("render --json does not list %s: %v", rel, res.Files)
+		}
+		b, err := os.ReadFile(filepath.Join(out, rel))
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	}
+	for _, stage := range []string{"train", "eval"} {
+		s := read(stage + ".sbatch")
+		if !strings.Contains(s, "#SBATCH --array=0-2%2\n") || !strings.Contains(s, res.RunDir+"/tasks\"/$SLURM_ARRAY_TASK_ID/"+stage+".sbatch\"") {
+			t.Errorf("%s array script:\n%s", stage, s)
+		}
+	}
+	for _, stage := range []string{"prep", "select", "deploy"} {
+		if s := read(stage + ".sbatch"); strings.Contains(s, "--array") {
+			t.Errorf("%s.sbatch is an array:\n%s", stage, s)
+		}
+	}
+	for k, lr := range []string{"0.001", "0.01", "0.1"} {
+		task := fmt.Sprintf("tasks/%d/", k)
+		if hp := read(task + "hyperparameters.json"); !strings.Contains(hp, `"lr": `+lr) {
+			t.Errorf("task %d's hyperparameters:\n%s", k, hp)
+		}
+		if s := read(task + "train.sbatch"); !strings.Contains(s, "SLURMTUNE_RUN_DIR="+res.RunDir+"/"+task[:len(task)-1]+"\n") {
+			t.Errorf("task %d's train script:\n%s", k, s)
+		}
+		read(task + "eval.sbatch")
+		read(task + "pipeline.yaml")
+	}
+	if _, err := os.Stat(filepath.Join(out, "tasks", "3")); err == nil {
+		t.Error("a fourth task directory")
+	}
+	read("sweep.json")
+
+	bad, want := badSweep(t, t.TempDir())
+	r = slurmtune(t, db, "render", bad, "-o", filepath.Join(tmp, "bad"))
+	if r.code != 2 || r.stderr != want {
+		t.Errorf("render of a bad sweep: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "bad")); err == nil {
+		t.Error("render of a bad sweep created its output directory")
+	}
+	// Tasks asking for different resources: refused, nothing written.
+	mixed := sweepPipeline(t, t.TempDir(), "sweep:\n  grid:\n    train.nodes: [1, 2]\n  select: {metric: perplexity, goal: min}\n")
+	r = slurmtune(t, db, "render", mixed, "-o", filepath.Join(tmp, "mixed"))
+	if r.code == 0 || !strings.Contains(r.stderr, "sweep task 1 (train.nodes=2) changes the train job's Slurm options") {
+		t.Errorf("render of tasks with different resources: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "mixed")); err == nil {
+		t.Error("render of tasks with different resources created its output directory")
+	}
+}
+
+// TestE2ESweepRetriesOneTimedOutTask: a train retries policy (TIMEOUT, max
+// 1) applies per task. Task 1 stalls past its 1-minute limit on its first
+// attempt only (the payload's stall_once); slurmtune resubmits train[1] alone
+// as task 1 of a new one-task array, its eval after it, and select and
+// deploy again; task 0 keeps its jobs, and the run succeeds with both tasks
+// competing.
+func TestE2ESweepRetriesOneTimedOutTask(t *testing.T) {
+	slurmtest.RequireCluster(t)
+	t.Parallel()
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "st.db")
+	file := sweepPipeline(t, tmp, "sweep:\n  grid:\n    train.hyperparameters.stall_once: [0, 600]\n  select: {metric: perplexity, goal: min}\n")
+	sub := submitPipeline(t, db, file, filepath.Join(tmp, "runs"), "train.nodes=1", "train.tasks_per_node=1",
+		"train.hyperparameters.max_steps=20", "eval.gates.perplexity.max=200",
+		"train.time=1", "train.retries.max=1", "train.retries.on=[TIMEOUT]")
+	train, ev := sub.Jobs["train"], sub.Jobs["eval"]
+	s := waitEnded(t, db, sub.Run, 5*time.Minute)
+	run := s.Runs[0]
+	got := map[string]string{}
+	for _, st := range run.Stages {
+		got[st.Name] = st.JobID
+		if st.State != "COMPLETED" {
+			t.Errorf("stage %s (job %s) %s, want COMPLETED", st.Name, st.JobID, st.State)
+		}
+	}
+	if run.State != "SUCCEEDED" {
+		t.Errorf("run %s, want SUCCEEDED", run.State)
+	}
+	// Task 0 was not touched.
+	if got["train[0]"] != train+"_0" || got["eval[0]"] != ev+"_0" {
+		t.Errorf("task 0's jobs %s %s, want its first ones %s_0 %s_0", got["train[0]"], got["eval[0]"], train, ev)
+	}
+	// Task 1's first train job timed out (as Slurm's accounting says), and
+	// it ran again as task 1 of a new array, its eval after it.
+	if st := strings.TrimSpace(slurmtest.Run(t, "sacct", "-X", "-n", "-P", "-o", "State", "-j", train+"_1")); st != "TIMEOUT" {
+		t.Errorf("sacct: train[1]'s first job %s_1 is %q, want TIMEOUT", train, st)
+	}
+	for name, first := range map[string]string{"train[1]": train + "_1", "eval[1]": ev + "_1", "select": sub.Jobs["select"], "deploy": sub.Jobs["deploy"]} {
+		if got[name] == first || got[name] == "" {
+			t.Errorf("%s kept job %q: want a new attempt", name, got[name])
+		}
+	}
+	if !strings.HasSuffix(got["train[1]"], "_1") || !strings.HasSuffix(got["eval[1]"], "_1") {
+		t.Errorf("retried task 1 as %s and %s, want task 1 of new arrays", got["train[1]"], got["eval[1]"])
+	}
+	if st := strings.TrimSpace(slurmtest.Run(t, "sacct", "-X", "-n", "-P", "-o", "State", "-j", got["train[1]"])); st != "COMPLETED" {
+		t.Errorf("sacct: train[1]'s retry %s is %q, want COMPLETED", got["train[1]"], st)
+	}
+	log := slurmtune(t, db, "logs", sub.Run, "train[1]").stdout
+	if !strings.Contains(log, "stall_once: first attempt") || !strings.Contains(log, "step 20/20") {
+		t.Errorf("train[1]'s log lacks its stalled first attempt or its finished retry:\n%s", log)
+	}
+	// Selection saw both tasks.
+	sw := sweepStatusOf(t, db, sub.Run).Runs[0].Sweep
+	if sw.Winner == nil {
+		t.Fatalf("no winner: %+v", sw)
+	}
+	for _, tk := range sw.Tasks {
+		if tk.Verdict != "passed" || tk.Metric == nil {
+			t.Errorf("task %+v, want passed with its metric", tk)
+		}
 	}
 }

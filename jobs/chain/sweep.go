@@ -46,6 +46,7 @@ func (s *Service) PrepareSweep(ctx context.Context, p *jobs.Pipeline, tasks []sw
 		byStage[sc.Stage] = sc
 	}
 	first := map[string][]string{}
+	array := arraySpec(len(tasks), p.Sweep.MaxParallel)
 	for _, t := range tasks {
 		td := templates.TaskDir(dir, t.Index)
 		tp := t.Pipeline
@@ -77,7 +78,7 @@ func (s *Service) PrepareSweep(ctx context.Context, p *jobs.Pipeline, tasks []sw
 			d := sharedDirectives(sc.Body)
 			if first[sc.Stage] == nil {
 				first[sc.Stage] = d
-				byStage[sc.Stage] = templates.Script{Stage: sc.Stage, Body: templates.ArrayScript(dir, sc.Stage, sc.Body),
+				byStage[sc.Stage] = templates.Script{Stage: sc.Stage, Body: templates.ArrayScript(dir, sc.Stage, array, sc.Body),
 					Log: filepath.Join(templates.TaskDir(dir, -1), "%a", "logs", sc.Stage+".log")}
 			} else if !slices.Equal(first[sc.Stage], d) {
 				return nil, fmt.Errorf("sweep task %d (%s) changes the %s job's Slurm options (%s, where task 0 has %s): one array asks for one set of resources; sweep settings its jobs read instead",
@@ -108,6 +109,29 @@ func (s *Service) PrepareSweep(ctx context.Context, p *jobs.Pipeline, tasks []sw
 	}
 	prep.tasks = len(tasks)
 	return prep, nil
+}
+
+// arraySpec is the --array of a sweep of n tasks, at most maxParallel
+// (when > 0) running at once.
+func arraySpec(n, maxParallel int) string {
+	spec := fmt.Sprintf("0-%d", n-1)
+	if maxParallel > 0 {
+		spec += fmt.Sprintf("%%%d", maxParallel)
+	}
+	return spec
+}
+
+// sweepDependency is how a sweep run's job for stage waits for the one
+// before it: eval task K for train task K (aftercorr), select for the whole
+// eval array whatever its tasks' outcome (afterany), the others for success.
+func sweepDependency(stage string) string {
+	switch stage {
+	case jobs.StageEval:
+		return "aftercorr"
+	case templates.SelectStage:
+		return "afterany"
+	}
+	return "afterok"
 }
 
 // sharedDirectives are a task script's #SBATCH lines less its own --output.
@@ -190,26 +214,21 @@ func (s *Service) SubmitSweep(ctx context.Context, p *jobs.Pipeline, tasks []swe
 	for _, sc := range prep.Scripts {
 		req := stageRequest(prep, sc, nil)
 		req.Secrets = secrets
-		var id string
-		switch sc.Stage {
-		case jobs.StageTrain, jobs.StageEval:
-			req.Array = fmt.Sprintf("0-%d", prep.tasks-1)
-			if p.Sweep.MaxParallel > 0 {
-				req.Array += fmt.Sprintf("%%%d", p.Sweep.MaxParallel)
-			}
-			if sc.Stage == jobs.StageEval {
+		if prev != "" {
+			switch sweepDependency(sc.Stage) {
+			case "aftercorr":
 				req.AfterCorr = []string{prev}
-			} else if prev != "" {
+			case "afterany":
+				req.AfterAny = []string{prev}
+			default:
 				req.AfterOK = []string{prev}
 			}
+		}
+		var id string
+		if sc.Stage == jobs.StageTrain || sc.Stage == jobs.StageEval {
+			req.Array = arraySpec(prep.tasks, p.Sweep.MaxParallel)
 			id, err = s.submitArray(ctx, prep.ID, sc.Stage, allTasks(prep.tasks), req)
-		case templates.SelectStage:
-			req.AfterAny = []string{prev}
-			id, err = s.SubmitStage(ctx, prep.ID, sc.Stage, req)
-		default:
-			if prev != "" {
-				req.AfterOK = []string{prev}
-			}
+		} else {
 			id, err = s.SubmitStage(ctx, prep.ID, sc.Stage, req)
 		}
 		if err != nil {

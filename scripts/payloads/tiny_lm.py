@@ -19,7 +19,10 @@ It honours slurmtune's payload contract (see README, "Payload contract"):
   metrics: rank 0 appends {"step": N, "time": unix, "loss": ..., "learning_rate": ...,
          "tokens_per_second": ...} to $SLURMTUNE_METRICS_FILE every log_every steps
          (hyperparameter, default 1); eval appends its perplexity and NLL.
-Hyperparameters come from $SLURMTUNE_HPARAMS (JSON).
+Hyperparameters come from $SLURMTUNE_HPARAMS (JSON). stall_once: N (seconds)
+stands in for a first attempt that overruns its time limit, for retry tests:
+train sleeps N seconds before its first step unless a marker in
+$SLURMTUNE_RUN_DIR says an earlier attempt already did.
 """
 import json
 import math
@@ -79,7 +82,7 @@ def hparams():
             hp = json.load(f)
     d = {"max_steps": 60, "batch_size": 16, "seq_len": 64, "lr": 3e-3, "d_model": 64,
          "n_layers": 2, "n_heads": 4, "checkpoint_every": 20, "seed": 1, "eval_records": 16, "max_new_bytes": 40,
-         "step_sleep": 0.0, "log_every": 1}
+         "step_sleep": 0.0, "log_every": 1, "stall_once": 0}
     d.update(hp)
     return d
 
@@ -160,6 +163,21 @@ def save_checkpoint(ckdir, name, model, opt, step, hp):
     return final
 
 
+def stall_once(seconds, rank):
+    """Sleep seconds (or until stopped) on the first attempt only."""
+    marker = os.path.join(os.environ.get("SLURMTUNE_RUN_DIR", "."), f"stalled-once.{rank}")
+    if seconds <= 0 or os.path.exists(marker):
+        return
+    open(marker, "w").close()
+    log(f"stall_once: first attempt, stalling {seconds:g}s")
+    end = time.time() + seconds
+    while time.time() < end and not STOP["requested"]:
+        time.sleep(1)
+    if STOP["requested"]:
+        log("stall_once: stopped while stalling")
+        sys.exit(0)
+
+
 def train():
     hp = hparams()
     rank = int(os.environ.get("RANK", "0"))
@@ -172,6 +190,7 @@ def train():
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     log(f"world size {world} backend {backend} master {os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}")
+    stall_once(float(hp["stall_once"]), rank)
 
     data_dir = os.environ["SLURMTUNE_DATA_DIR"]
     ckdir = os.environ["SLURMTUNE_CHECKPOINT_DIR"]
