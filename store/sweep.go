@@ -106,7 +106,8 @@ func (s *Store) SweepTasks(ctx context.Context, runID string) ([]SweepTask, erro
 	return out, rows.Err()
 }
 
-// RecordIntents is RecordIntent for each stage of one array.
+// RecordIntents is RecordIntent for each of stages (one job, or the tasks of
+// one array).
 func (s *Store) RecordIntents(ctx context.Context, runID string, stages []string) error {
 	for _, st := range stages {
 		if err := s.RecordIntent(ctx, runID, st); err != nil {

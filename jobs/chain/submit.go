@@ -43,10 +43,8 @@ func (s *Service) submitArray(ctx context.Context, runID, stage string, tasks []
 // job: one job for one stage (taskIDs nil), or an array whose stage i is
 // job taskIDs(id)[i].
 func (s *Service) submit(ctx context.Context, runID string, stages []string, req slurm.SubmitRequest, taskIDs func(id string) []string) (string, error) {
-	for _, st := range stages {
-		if err := s.Store.RecordIntent(ctx, runID, st); err != nil {
-			return "", err
-		}
+	if err := s.Store.RecordIntents(ctx, runID, stages); err != nil {
+		return "", err
 	}
 	id, err := s.Client.Submit(ctx, req)
 	if errors.Is(err, slurm.ErrSubmitUncertain) && req.Comment != "" {
